@@ -1,0 +1,109 @@
+/* Loading shortpathd's INI file with rte_cfgfile into a validated struct sp_conf. */
+#include "sp_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_cfgfile.h>
+
+static int
+load_section(struct rte_cfgfile *cf, const char *section, struct sp_conf *cfg, char *err,
+	     size_t errlen)
+{
+	struct rte_cfgfile_entry *entries;
+	int n, i, j, rc = 0;
+
+	n = rte_cfgfile_section_num_entries(cf, section);
+	if (n < 0) {
+		snprintf(err, errlen, "config: [%s]: cannot read section", section);
+		return -EINVAL;
+	}
+	entries = calloc(n > 0 ? (size_t)n : 1, sizeof(*entries));
+	if (entries == NULL) {
+		snprintf(err, errlen, "config: out of memory");
+		return -ENOMEM;
+	}
+	if (rte_cfgfile_section_entries(cf, section, entries, n) != n) {
+		snprintf(err, errlen, "config: [%s]: cannot read entries", section);
+		free(entries);
+		return -EINVAL;
+	}
+	for (i = 0; i < n && rc == 0; i++) {
+		for (j = 0; j < i; j++) {
+			if (strcmp(entries[i].name, entries[j].name) == 0) {
+				snprintf(err, errlen, "config: [%s] %s: set twice", section,
+					 entries[i].name);
+				rc = -EINVAL;
+				break;
+			}
+		}
+		if (rc == 0)
+			rc = sp_conf_set(cfg, section, entries[i].name, entries[i].value, err,
+					 errlen);
+	}
+	/* A port section with no keys still has to exist (and then fails "device required"). */
+	if (rc == 0 && n == 0 && strncmp(section, "port.", 5) == 0)
+		rc = sp_conf_set(cfg, section, "promiscuous", "true", err, errlen);
+	free(entries);
+	return rc;
+}
+
+int
+sp_config_load(const char *path, struct sp_conf *cfg, char *err, size_t errlen)
+{
+	struct rte_cfgfile *cf;
+	char **names = NULL;
+	int n, i, j, rc = 0;
+
+	sp_conf_defaults(cfg);
+	if (access(path, R_OK) != 0) {
+		snprintf(err, errlen, "config: %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	cf = rte_cfgfile_load(path, 0);
+	if (cf == NULL) {
+		snprintf(err, errlen,
+			 "config: %s: not a valid INI file (a line outside 'key = value' or "
+			 "'[section]', or a name/value longer than %d/%d characters)",
+			 path, CFG_NAME_LEN - 1, CFG_VALUE_LEN - 1);
+		return -EINVAL;
+	}
+	n = rte_cfgfile_num_sections(cf, NULL, 0);
+	if (n > 0) {
+		names = calloc((size_t)n, sizeof(*names));
+		for (i = 0; names != NULL && i < n; i++) {
+			names[i] = malloc(CFG_NAME_LEN);
+			if (names[i] == NULL)
+				break;
+		}
+		if (names == NULL || i < n) {
+			snprintf(err, errlen, "config: out of memory");
+			rc = -ENOMEM;
+			n = names == NULL ? 0 : i;
+			goto out;
+		}
+		rte_cfgfile_sections(cf, names, n);
+	}
+	for (i = 0; i < n && rc == 0; i++) {
+		for (j = 0; j < i; j++) {
+			if (strcmp(names[i], names[j]) == 0) {
+				snprintf(err, errlen, "config: [%s]: section appears twice",
+					 names[i]);
+				rc = -EINVAL;
+				goto out;
+			}
+		}
+		rc = load_section(cf, names[i], cfg, err, errlen);
+	}
+	if (rc == 0)
+		rc = sp_conf_finish(cfg, err, errlen);
+out:
+	for (i = 0; names != NULL && i < n; i++)
+		free(names[i]);
+	free(names);
+	rte_cfgfile_close(cf);
+	return rc;
+}

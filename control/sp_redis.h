@@ -1,0 +1,36 @@
+/* Redis client of the control thread: hiredis async on libevent, timeouts, capped backoff. */
+#ifndef SP_REDIS_H
+#define SP_REDIS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sp_conf.h"
+
+struct event_base;
+struct sp_redis;
+
+enum sp_redis_state {
+	SP_REDIS_DISCONNECTED = 0, /* waiting to reconnect */
+	SP_REDIS_CONNECTING,       /* TCP/unix connect in progress */
+	SP_REDIS_HANDSHAKE,        /* AUTH / SELECT / registration in flight */
+	SP_REDIS_UP,
+};
+
+struct sp_redis_info {
+	enum sp_redis_state state;
+	uint64_t connects;   /* successful handshakes */
+	uint64_t failures;   /* failed attempts and lost connections */
+	uint64_t timeouts;   /* connect or command timeouts among them */
+	uint64_t commands;   /* commands sent */
+	char last_error[128];
+};
+
+int sp_redis_create(struct event_base *base, const struct sp_conf *cfg, const char *instance,
+		    struct sp_redis **out);
+void sp_redis_destroy(struct sp_redis *r);
+bool sp_redis_up(const struct sp_redis *r);
+void sp_redis_info(const struct sp_redis *r, struct sp_redis_info *out);
+const char *sp_redis_state_name(enum sp_redis_state s);
+
+#endif /* SP_REDIS_H */

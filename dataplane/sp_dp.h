@@ -1,0 +1,158 @@
+/* The dataplane context: ports, packet pool, MAC table, punt ring, RCU and the workers. */
+#ifndef SP_DP_H
+#define SP_DP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+
+#include "sp_conf.h"
+#include "sp_counters.h"
+
+#define SP_TXBUF_MAX 512
+#define SP_MAX_RXQ (SP_CONF_MAX_PORTS * 4)
+#define SP_LEARN_SLOTS 256 /* per-worker MAC sighting cache, power of two */
+
+struct rte_hash;
+struct rte_ring;
+struct rte_rcu_qsbr;
+
+struct sp_port {
+	char name[SP_CONF_NAME_LEN];
+	uint16_t port_id;
+	uint8_t role; /* enum sp_port_role */
+	bool started;
+	uint16_t nb_rxq;
+	uint16_t nb_txq;
+	struct rte_ether_addr hw_addr;
+	const struct sp_conf_port *conf;
+};
+
+/* worker → control message (16 bytes, carried by value in an rte_ring_elem ring). */
+enum sp_punt_type {
+	SP_PUNT_LEARN = 1, /* a VM port sent from mac */
+};
+
+struct sp_punt_msg {
+	uint16_t type;
+	uint16_t port_idx;
+	uint8_t mac[RTE_ETHER_ADDR_LEN];
+	uint16_t worker;
+	uint16_t reserved[2];
+};
+
+struct sp_rxq {
+	uint16_t port_idx;
+	uint16_t port_id;
+	uint16_t queue;
+	uint8_t role;
+};
+
+struct sp_txbuf {
+	uint16_t n;
+	struct rte_mbuf *pkts[SP_TXBUF_MAX];
+};
+
+struct sp_learn_slot {
+	uint64_t mac;      /* 48-bit MAC + 1 (0 = empty slot) */
+	uint64_t tsc;      /* when last punted */
+	uint16_t port_idx; /* the VM port it was seen on */
+};
+
+struct sp_dp;
+
+/* One worker lcore's state, filled before its loop starts (l3fwd style). */
+struct sp_worker {
+	unsigned int lcore;
+	unsigned int index;
+	struct sp_dp *dp;
+	uint16_t n_rxq;
+	struct sp_rxq rxq[SP_MAX_RXQ];
+	struct sp_learn_slot learn[SP_LEARN_SLOTS];
+	struct sp_worker_stats stats;
+	struct sp_txbuf tx[SP_CONF_MAX_PORTS];
+} __rte_cache_aligned;
+
+/* Control-side bookkeeping of one MAC table entry (indexed by the hash's key position). */
+struct sp_mac_meta {
+	uint64_t last_seen_ms;
+	uint16_t port_idx;
+	bool used;
+	bool is_static;
+};
+
+/* MAC table events counted by the control thread. */
+#define SP_MAC_EVENTS(X)                                                                           \
+	X(LEARNED, "learned")   /* new entry */                                                    \
+	X(MOVED, "moved")       /* a learned MAC showed up on another VM port */                   \
+	X(AGED, "aged")         /* not seen for mac_age_s */                                       \
+	X(CONFLICT, "conflict") /* a VM sent from a MAC configured on another port */              \
+	X(LIMIT, "limit")       /* port at mac_learn_limit */                                      \
+	X(TABLE_FULL, "table_full")
+
+enum sp_mac_event {
+#define SP_MAC_EVENT_ENUM(e, s) SP_MAC_EV_##e,
+	SP_MAC_EVENTS(SP_MAC_EVENT_ENUM)
+#undef SP_MAC_EVENT_ENUM
+	SP_MAC_EV_MAX
+};
+
+struct sp_dp {
+	const struct sp_conf *cfg;
+	struct rte_mempool *pool;
+	uint16_t n_ports;
+	struct sp_port ports[SP_CONF_MAX_PORTS];
+	uint16_t uplink_idx;
+	uint16_t n_vm;
+	uint16_t vm_idx[SP_CONF_MAX_PORTS];
+	struct rte_hash *mac_table; /* rte_ether_addr → port index; written by control only */
+	struct sp_mac_meta *mac_meta;
+	uint32_t mac_meta_len;
+	uint32_t mac_learned_per_port[SP_CONF_MAX_PORTS];
+	uint64_t mac_events[SP_MAC_EV_MAX];
+	struct rte_ring *punt; /* MP/SC, struct sp_punt_msg elements */
+	struct rte_rcu_qsbr *qsbr;
+	uint16_t burst;
+	uint64_t learn_refresh_tsc;
+	unsigned int n_workers;
+	struct sp_worker *workers[SP_CONF_MAX_WORKERS];
+	bool running; /* workers launched */
+	uint32_t stop;   /* set by control, read by workers (atomic) */
+};
+
+/* Create everything after rte_eal_init. 0 or -errno with a message in err. */
+int sp_dp_create(const struct sp_conf *cfg, struct sp_dp **out, char *err, size_t errlen);
+/* Start ports and launch the workers. */
+int sp_dp_start(struct sp_dp *dp, char *err, size_t errlen);
+/* Stop workers (they flush), stop and close ports, free everything; logs the pool's in-use count. */
+void sp_dp_destroy(struct sp_dp *dp);
+/* Mbufs currently allocated from the packet pool (0 when idle and fully drained). */
+unsigned int sp_dp_pool_in_use(const struct sp_dp *dp);
+
+/* Worker entry point for rte_eal_remote_launch (arg: struct sp_worker *). */
+int sp_worker_main(void *arg);
+
+/* Port setup helpers (sp_port.c). */
+int sp_port_init(struct sp_dp *dp, uint16_t idx, const struct sp_conf_port *pc, char *err,
+		 size_t errlen);
+int sp_port_start(struct sp_port *p, char *err, size_t errlen);
+void sp_port_close(struct sp_port *p);
+/* EAL device argument for a port's device string: fills is_pci. */
+void sp_port_eal_arg(const char *device, bool *is_pci);
+
+/* MAC table (sp_mac.c): control thread only, except the workers' lock-free lookups. */
+int sp_mac_create(struct sp_dp *dp, char *err, size_t errlen);
+void sp_mac_destroy(struct sp_dp *dp);
+int sp_mac_add_static(struct sp_dp *dp, const struct rte_ether_addr *mac, uint16_t port_idx);
+void sp_mac_learn(struct sp_dp *dp, const struct rte_ether_addr *mac, uint16_t port_idx,
+		  uint64_t now_ms);
+void sp_mac_age(struct sp_dp *dp, uint64_t now_ms);
+uint32_t sp_mac_count(const struct sp_dp *dp);
+const char *sp_mac_event_name(unsigned int i);
+
+/* Drain up to max punt messages (control thread). Returns how many were handled. */
+unsigned int sp_dp_punt_drain(struct sp_dp *dp, unsigned int max, uint64_t now_ms);
+
+#endif /* SP_DP_H */

@@ -1,0 +1,555 @@
+/* shortpathd configuration: the key table, value parsing, defaults and cross-key checks. */
+#include "sp_conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CFG(f) offsetof(struct sp_conf, f)
+#define PORT(f) offsetof(struct sp_conf_port, f)
+#define NOLIM 0, 0
+
+/* Every key shortpathd reads, once. The parser, --check and --reference all use this table. */
+const struct sp_conf_key sp_conf_keys[] = {
+	{"eal", "file_prefix", SP_CONF_STR, "shortpath", 1, SP_CONF_NAME_LEN - 1, NULL, false,
+	 CFG(file_prefix), 0,
+	 "EAL --file-prefix: runtime directory /var/run/dpdk/PREFIX (telemetry socket, pdump)"},
+	{"eal", "memory_mb", SP_CONF_INT, "0", 0, 1048576, NULL, false, CFG(memory_mb), 0,
+	 "EAL -m: memory to preallocate in MB (0 = EAL default; required with no_huge)"},
+	{"eal", "no_huge", SP_CONF_BOOL, "false", NOLIM, NULL, false, CFG(no_huge), 0,
+	 "EAL --no-huge: use anonymous memory instead of hugepages (labs, CI)"},
+	{"eal", "no_pci", SP_CONF_BOOL, "false", NOLIM, NULL, false, CFG(no_pci), 0,
+	 "EAL --no-pci: do not probe PCI devices (virtual ports only)"},
+	{"eal", "telemetry", SP_CONF_BOOL, "true", NOLIM, NULL, false, CFG(telemetry), 0,
+	 "serve the DPDK telemetry socket (dpdk-telemetry.py, /shortpath/... commands)"},
+	{"eal", "extra_args", SP_CONF_STR, "", 0, SP_CONF_STR_LEN - 1, NULL, false, CFG(eal_extra),
+	 0,
+	 "further EAL arguments, space separated (not -l/-c/--lcores/--main-lcore/--file-prefix/"
+	 "--vdev: those come from other keys)"},
+	{"lcores", "main", SP_CONF_INT, "0", 0, 1023, NULL, false, CFG(main_lcore), 0,
+	 "lcore of the control thread (libevent loop, Redis, API)"},
+	{"lcores", "workers", SP_CONF_CPULIST, "1", NOLIM, NULL, false, CFG(workers), 0,
+	 "worker lcores (fast path), e.g. 1 or 2-5 or 2,4; each polls its own queue of every port"},
+	{"port.*", "device", SP_CONF_STR, NULL, 1, SP_CONF_STR_LEN - 1, NULL, false, PORT(device), 0,
+	 "a PCI address (0000:01:00.0) or a DPDK virtual device with its arguments "
+	 "(net_vhost0,iface=/run/sp/vm0.sock)"},
+	{"port.*", "role", SP_CONF_ENUM, NULL, NOLIM, "vm|uplink", false, PORT(role), 0,
+	 "vm: one VM's vNIC (the port is the VM's identity); uplink: toward the fabric (exactly one)"},
+	{"port.*", "queues", SP_CONF_INT, "0", 0, 64, NULL, false, PORT(queues), 0,
+	 "rx/tx queue pairs (0 = one per worker); tx queues must be >= workers"},
+	{"port.*", "rx_desc", SP_CONF_INT, "1024", 64, 16384, NULL, true, PORT(rx_desc), 0,
+	 "rx ring size (descriptors)"},
+	{"port.*", "tx_desc", SP_CONF_INT, "1024", 64, 16384, NULL, true, PORT(tx_desc), 0,
+	 "tx ring size (descriptors)"},
+	{"port.*", "mtu", SP_CONF_INT, "1500", 68, 9600, NULL, false, PORT(mtu), 0,
+	 "largest IP packet forwarded; frames above one mbuf are received scattered"},
+	{"port.*", "promiscuous", SP_CONF_BOOL, "true", NOLIM, NULL, false, PORT(promiscuous), 0,
+	 "receive every frame (needed for a bump in the wire)"},
+	{"port.*", "mac", SP_CONF_MAC, "", NOLIM, NULL, false, PORT(mac), PORT(has_mac),
+	 "vm ports: the VM's MAC, a static entry (learning stays on for other MACs); "
+	 "empty = learn from the VM's traffic"},
+	{"redis", "address", SP_CONF_HOSTPORT, "127.0.0.1:6379", NOLIM, NULL, false,
+	 CFG(redis_address), 0, "Redis server: host:port or unix:/path/to/redis.sock"},
+	{"redis", "password", SP_CONF_STR, "", 0, SP_CONF_STR_LEN - 1, NULL, false,
+	 CFG(redis_password), 0, "AUTH password (empty = none)"},
+	{"redis", "db", SP_CONF_INT, "0", 0, 1023, NULL, false, CFG(redis_db), 0,
+	 "database number (SELECT)"},
+	{"redis", "connect_timeout_ms", SP_CONF_INT, "1000", 10, 60000, NULL, false,
+	 CFG(redis_connect_timeout_ms), 0, "give up a connection attempt after this long"},
+	{"redis", "command_timeout_ms", SP_CONF_INT, "1000", 10, 60000, NULL, false,
+	 CFG(redis_command_timeout_ms), 0,
+	 "a command unanswered this long drops the connection (then reconnect)"},
+	{"redis", "heartbeat_ms", SP_CONF_INT, "1000", 100, 60000, NULL, false,
+	 CFG(redis_heartbeat_ms), 0, "PING and instance-key refresh period"},
+	{"redis", "reconnect_min_ms", SP_CONF_INT, "100", 10, 60000, NULL, false,
+	 CFG(redis_reconnect_min_ms), 0, "first reconnect delay; doubles per failure, with jitter"},
+	{"redis", "reconnect_max_ms", SP_CONF_INT, "5000", 10, 600000, NULL, false,
+	 CFG(redis_reconnect_max_ms), 0, "cap of the reconnect delay"},
+	{"api", "listen", SP_CONF_HOSTPORT, "127.0.0.1:9180", NOLIM, NULL, false, CFG(api_listen),
+	 0, "management HTTP API (/v1/..., /metrics): address:port on a kernel socket"},
+	{"dataplane", "burst", SP_CONF_INT, "32", 1, 512, NULL, false, CFG(burst), 0,
+	 "packets per rx burst"},
+	{"dataplane", "mbufs", SP_CONF_INT, "16383", 1023, 16777215, NULL, false, CFG(mbufs), 0,
+	 "mbufs in the packet pool (best as 2^n - 1)"},
+	{"dataplane", "mbuf_cache", SP_CONF_INT, "256", 0, 512, NULL, false, CFG(mbuf_cache), 0,
+	 "per-lcore mempool cache"},
+	{"dataplane", "mbuf_size", SP_CONF_INT, "2176", 1152, 65535, NULL, false, CFG(mbuf_size), 0,
+	 "mbuf data room incl. 128 B headroom; larger frames are chained"},
+	{"dataplane", "mac_table_size", SP_CONF_INT, "4096", 64, 1048576, NULL, false,
+	 CFG(mac_table_size), 0, "MAC → VM port entries (static + learned)"},
+	{"dataplane", "mac_learn_limit", SP_CONF_INT, "8", 0, 4096, NULL, false,
+	 CFG(mac_learn_limit), 0, "learned MACs per VM port (0 = no learning)"},
+	{"dataplane", "mac_age_s", SP_CONF_INT, "300", 5, 86400, NULL, false, CFG(mac_age_s), 0,
+	 "a learned MAC not seen for this long is forgotten"},
+	{"dataplane", "punt_ring_size", SP_CONF_INT, "4096", 64, 1048576, NULL, true,
+	 CFG(punt_ring_size), 0, "worker → control ring entries"},
+	{"dataplane", "punt_poll_us", SP_CONF_INT, "500", 50, 100000, NULL, false,
+	 CFG(punt_poll_us), 0, "how often the control thread drains the punt ring"},
+	{"log", "level", SP_CONF_ENUM, "info", NOLIM,
+	 "none|emerg|alert|crit|err|warning|notice|info|debug", false, CFG(log_level), 0,
+	 "log level of shortpath and DPDK"},
+	{NULL, NULL, 0, NULL, NOLIM, NULL, false, 0, 0, NULL},
+};
+
+static int
+conf_err(char *err, size_t errlen, const char *section, const char *key, const char *fmt, ...)
+{
+	char msg[SP_CONF_ERR_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (key != NULL)
+		snprintf(err, errlen, "config: [%s] %s: %s", section, key, msg);
+	else
+		snprintf(err, errlen, "config: [%s]: %s", section, msg);
+	return -EINVAL;
+}
+
+static bool
+section_matches(const char *pattern, const char *section)
+{
+	size_t n = strlen(pattern);
+
+	if (n > 0 && pattern[n - 1] == '*')
+		return strncmp(pattern, section, n - 1) == 0 && section[n - 1] != '\0';
+	return strcmp(pattern, section) == 0;
+}
+
+static int
+parse_int(const char *v, int64_t *out)
+{
+	char *end;
+	long long x;
+
+	if (*v == '\0')
+		return -EINVAL;
+	errno = 0;
+	x = strtoll(v, &end, 0);
+	if (errno != 0 || *end != '\0')
+		return -EINVAL;
+	*out = x;
+	return 0;
+}
+
+static int
+parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = {"1", "true", "yes", "on"};
+	static const char *const no[] = {"0", "false", "no", "off"};
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int
+parse_enum(const char *choices, const char *v, int64_t *out)
+{
+	const char *c = choices;
+	int64_t idx = 0;
+	size_t n = strlen(v);
+
+	while (*c != '\0') {
+		const char *bar = strchr(c, '|');
+		size_t len = bar ? (size_t)(bar - c) : strlen(c);
+
+		if (len == n && strncasecmp(c, v, n) == 0) {
+			*out = idx;
+			return 0;
+		}
+		idx++;
+		c += len + (bar ? 1 : 0);
+	}
+	return -EINVAL;
+}
+
+static int
+parse_mac(const char *v, uint8_t mac[6])
+{
+	unsigned int b[6];
+	char tail;
+	int i;
+
+	if (sscanf(v, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &tail) != 6 ||
+	    strlen(v) != 17)
+		return -EINVAL;
+	for (i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	return 0;
+}
+
+static int
+parse_hostport(const char *v, const char **why)
+{
+	const char *colon;
+	int64_t port;
+
+	if (strncmp(v, "unix:", 5) == 0) {
+		if (v[5] != '/') {
+			*why = "unix socket path must be absolute (unix:/path)";
+			return -EINVAL;
+		}
+		return 0;
+	}
+	colon = strrchr(v, ':');
+	if (colon == NULL || colon == v) {
+		*why = "expected host:port, [ipv6]:port or unix:/path";
+		return -EINVAL;
+	}
+	if (v[0] == '[' && colon[-1] != ']') {
+		*why = "IPv6 address must be in brackets: [addr]:port";
+		return -EINVAL;
+	}
+	if (parse_int(colon + 1, &port) != 0 || port < 1 || port > 65535) {
+		*why = "port must be 1..65535";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+sp_conf_parse_cpulist(const char *s, unsigned int *out, unsigned int max)
+{
+	unsigned int n = 0;
+	const char *p = s;
+
+	while (*p != '\0') {
+		char *end;
+		unsigned long a, b;
+
+		while (*p == ' ')
+			p++;
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		a = strtoul(p, &end, 10);
+		b = a;
+		p = end;
+		if (*p == '-') {
+			p++;
+			if (!isdigit((unsigned char)*p))
+				return -EINVAL;
+			b = strtoul(p, &end, 10);
+			p = end;
+		}
+		while (*p == ' ')
+			p++;
+		if (b < a || b > 1023)
+			return -EINVAL;
+		for (; a <= b; a++) {
+			unsigned int i;
+
+			for (i = 0; i < n; i++)
+				if (out[i] == a)
+					return -EINVAL;
+			if (n == max)
+				return -ENOSPC;
+			out[n++] = (unsigned int)a;
+		}
+		if (*p == ',')
+			p++;
+		else if (*p != '\0')
+			return -EINVAL;
+	}
+	return n == 0 ? -EINVAL : (int)n;
+}
+
+/* Store one value at its field; on error fill err naming section and key. */
+static int
+conf_store(const struct sp_conf_key *k, void *base, const char *section, const char *value,
+	   char *err, size_t errlen)
+{
+	char *field = (char *)base + k->offset;
+	const char *why = NULL;
+	int64_t iv;
+	bool bv;
+
+	switch (k->type) {
+	case SP_CONF_INT:
+		if (parse_int(value, &iv) != 0)
+			return conf_err(err, errlen, section, k->key, "'%s' is not an integer",
+					value);
+		if (iv < k->min || iv > k->max)
+			return conf_err(err, errlen, section, k->key,
+					"%" PRId64 " is out of range %" PRId64 "..%" PRId64, iv,
+					k->min, k->max);
+		if (k->pow2 && (iv & (iv - 1)) != 0)
+			return conf_err(err, errlen, section, k->key,
+					"%" PRId64 " is not a power of two", iv);
+		memcpy(field, &iv, sizeof(iv));
+		return 0;
+	case SP_CONF_BOOL:
+		if (parse_bool(value, &bv) != 0)
+			return conf_err(err, errlen, section, k->key,
+					"'%s' is not a boolean (true/false/yes/no/on/off/1/0)",
+					value);
+		memcpy(field, &bv, sizeof(bv));
+		return 0;
+	case SP_CONF_ENUM:
+		if (parse_enum(k->choices, value, &iv) != 0)
+			return conf_err(err, errlen, section, k->key, "'%s' is not one of %s",
+					value, k->choices);
+		memcpy(field, &iv, sizeof(iv));
+		return 0;
+	case SP_CONF_MAC:
+		bv = value[0] != '\0';
+		if (bv && parse_mac(value, (uint8_t *)field) != 0)
+			return conf_err(err, errlen, section, k->key,
+					"'%s' is not a MAC address (aa:bb:cc:dd:ee:ff)", value);
+		if (bv && ((uint8_t *)field)[0] & 1)
+			return conf_err(err, errlen, section, k->key,
+					"%s is a multicast address", value);
+		memcpy((char *)base + k->has_offset, &bv, sizeof(bv));
+		return 0;
+	case SP_CONF_HOSTPORT:
+		if (parse_hostport(value, &why) != 0)
+			return conf_err(err, errlen, section, k->key, "'%s': %s", value, why);
+		/* fall through: stored as a string */
+		__attribute__((fallthrough));
+	case SP_CONF_STR:
+		if ((int64_t)strlen(value) > (k->max ? k->max : SP_CONF_STR_LEN - 1))
+			return conf_err(err, errlen, section, k->key, "longer than %" PRId64
+					" characters", k->max ? k->max : SP_CONF_STR_LEN - 1);
+		if (k->min > 0 && (int64_t)strlen(value) < k->min)
+			return conf_err(err, errlen, section, k->key, "must not be empty");
+		snprintf(field, SP_CONF_STR_LEN, "%s", value);
+		return 0;
+	case SP_CONF_CPULIST: {
+		unsigned int ids[SP_CONF_MAX_WORKERS];
+
+		if (sp_conf_parse_cpulist(value, ids, SP_CONF_MAX_WORKERS) < 0)
+			return conf_err(err, errlen, section, k->key,
+					"'%s' is not a list of distinct lcores (e.g. 1 or 1-3,5)",
+					value);
+		snprintf(field, SP_CONF_STR_LEN, "%s", value);
+		return 0;
+	}
+	}
+	return conf_err(err, errlen, section, k->key, "internal: unknown key type");
+}
+
+static void
+defaults_for(const char *pattern, void *base)
+{
+	const struct sp_conf_key *k;
+	char err[SP_CONF_ERR_LEN];
+
+	for (k = sp_conf_keys; k->section != NULL; k++)
+		if (strcmp(k->section, pattern) == 0 && k->def != NULL)
+			(void)conf_store(k, base, k->section, k->def, err, sizeof(err));
+}
+
+void
+sp_conf_defaults(struct sp_conf *cfg)
+{
+	static const char *const sections[] = {"eal", "lcores", "redis", "api", "dataplane", "log"};
+	size_t i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+		defaults_for(sections[i], cfg);
+}
+
+static struct sp_conf_port *
+port_for_section(struct sp_conf *cfg, const char *section, char *err, size_t errlen, int *rc)
+{
+	const char *name = section + strlen("port.");
+	unsigned int i;
+	struct sp_conf_port *p;
+
+	for (i = 0; i < cfg->n_ports; i++)
+		if (strcmp(cfg->ports[i].name, name) == 0)
+			return &cfg->ports[i];
+	if (strlen(name) >= SP_CONF_NAME_LEN) {
+		*rc = conf_err(err, errlen, section, NULL, "port name longer than %d characters",
+			       SP_CONF_NAME_LEN - 1);
+		return NULL;
+	}
+	for (i = 0; name[i] != '\0'; i++) {
+		if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-') {
+			*rc = conf_err(err, errlen, section, NULL,
+				       "port name may use letters, digits, '-' and '_' only");
+			return NULL;
+		}
+	}
+	if (cfg->n_ports == SP_CONF_MAX_PORTS) {
+		*rc = conf_err(err, errlen, section, NULL, "more than %d ports",
+			       SP_CONF_MAX_PORTS);
+		return NULL;
+	}
+	p = &cfg->ports[cfg->n_ports++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->role = -1;
+	defaults_for("port.*", p);
+	return p;
+}
+
+int
+sp_conf_set(struct sp_conf *cfg, const char *section, const char *key, const char *value,
+	    char *err, size_t errlen)
+{
+	const struct sp_conf_key *k;
+	bool known_section = false;
+	void *base = cfg;
+	int rc = 0;
+
+	for (k = sp_conf_keys; k->section != NULL; k++) {
+		if (!section_matches(k->section, section))
+			continue;
+		known_section = true;
+		if (strcmp(k->key, key) == 0)
+			break;
+	}
+	if (!known_section)
+		return conf_err(err, errlen, section, NULL,
+				"unknown section (known: eal, lcores, port.NAME, redis, api, "
+				"dataplane, log)");
+	if (k->section == NULL)
+		return conf_err(err, errlen, section, key, "unknown key");
+	if (strcmp(k->section, "port.*") == 0) {
+		base = port_for_section(cfg, section, err, errlen, &rc);
+		if (base == NULL)
+			return rc;
+	}
+	return conf_store(k, base, section, value, err, errlen);
+}
+
+int
+sp_conf_finish(struct sp_conf *cfg, char *err, size_t errlen)
+{
+	unsigned int i, j, n_uplink = 0, n_vm = 0;
+	char section[SP_CONF_NAME_LEN + 8];
+	int n;
+
+	n = sp_conf_parse_cpulist(cfg->workers, cfg->worker_lcores, SP_CONF_MAX_WORKERS);
+	if (n < 0)
+		return conf_err(err, errlen, "lcores", "workers", "'%s' is not a valid lcore list",
+				cfg->workers);
+	cfg->n_workers = (unsigned int)n;
+	for (i = 0; i < cfg->n_workers; i++)
+		if (cfg->worker_lcores[i] == (unsigned int)cfg->main_lcore)
+			return conf_err(err, errlen, "lcores", "workers",
+					"lcore %u is the main lcore", cfg->worker_lcores[i]);
+	if (cfg->no_huge && cfg->memory_mb == 0)
+		return conf_err(err, errlen, "eal", "memory_mb",
+				"must be set (e.g. 512) when no_huge is true");
+	for (i = 0; i < cfg->n_ports; i++) {
+		struct sp_conf_port *p = &cfg->ports[i];
+
+		snprintf(section, sizeof(section), "port.%s", p->name);
+		if (p->device[0] == '\0')
+			return conf_err(err, errlen, section, "device", "required key missing");
+		if (p->role < 0)
+			return conf_err(err, errlen, section, "role",
+					"required key missing (vm or uplink)");
+		if (p->queues != 0 && p->queues < (int64_t)cfg->n_workers)
+			return conf_err(err, errlen, section, "queues",
+					"%" PRId64 " queues for %u workers: each worker needs its "
+					"own tx queue", p->queues, cfg->n_workers);
+		if (p->role == SP_PORT_ROLE_UPLINK) {
+			n_uplink++;
+			if (p->has_mac)
+				return conf_err(err, errlen, section, "mac",
+						"only vm ports take a MAC");
+		} else {
+			n_vm++;
+		}
+		for (j = 0; j < i; j++) {
+			if (strcmp(cfg->ports[j].device, p->device) == 0)
+				return conf_err(err, errlen, section, "device",
+						"same device as [port.%s]", cfg->ports[j].name);
+			if (p->has_mac && cfg->ports[j].has_mac &&
+			    memcmp(p->mac, cfg->ports[j].mac, 6) == 0)
+				return conf_err(err, errlen, section, "mac",
+						"same MAC as [port.%s]", cfg->ports[j].name);
+		}
+	}
+	if (n_uplink != 1)
+		return conf_err(err, errlen, "port.*", "role",
+				"exactly one uplink port is needed, found %u", n_uplink);
+	if (n_vm == 0)
+		return conf_err(err, errlen, "port.*", "role", "at least one vm port is needed");
+	if (cfg->redis_reconnect_max_ms < cfg->redis_reconnect_min_ms)
+		return conf_err(err, errlen, "redis", "reconnect_max_ms",
+				"smaller than reconnect_min_ms");
+	if (cfg->mbuf_cache > cfg->mbufs / 2)
+		return conf_err(err, errlen, "dataplane", "mbuf_cache",
+				"must be at most half of mbufs");
+	return 0;
+}
+
+const struct sp_conf_port *
+sp_conf_port_by_name(const struct sp_conf *cfg, const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < cfg->n_ports; i++)
+		if (strcmp(cfg->ports[i].name, name) == 0)
+			return &cfg->ports[i];
+	return NULL;
+}
+
+static const char *
+type_name(const struct sp_conf_key *k, char *buf, size_t len)
+{
+	switch (k->type) {
+	case SP_CONF_INT:
+		snprintf(buf, len, "integer %" PRId64 "..%" PRId64 "%s", k->min, k->max,
+			 k->pow2 ? ", power of 2" : "");
+		return buf;
+	case SP_CONF_BOOL:
+		return "boolean";
+	case SP_CONF_STR:
+		return "string";
+	case SP_CONF_ENUM:
+		snprintf(buf, len, "one of `%s`", k->choices);
+		return buf;
+	case SP_CONF_MAC:
+		return "MAC address";
+	case SP_CONF_HOSTPORT:
+		return "host:port / unix:/path";
+	case SP_CONF_CPULIST:
+		return "lcore list";
+	}
+	return "?";
+}
+
+int
+sp_conf_reference(char *buf, size_t len)
+{
+	const struct sp_conf_key *k;
+	size_t used = 0;
+	char tbuf[96];
+	int n;
+
+	n = snprintf(buf, len, "| section | key | type / range | default | meaning |\n"
+			       "|---|---|---|---|---|\n");
+	used += (size_t)n;
+	for (k = sp_conf_keys; k->section != NULL; k++) {
+		n = snprintf(used < len ? buf + used : NULL, used < len ? len - used : 0,
+			     "| `[%s]` | `%s` | %s | %s%s%s | %s |\n",
+			     strcmp(k->section, "port.*") == 0 ? "port.NAME" : k->section, k->key,
+			     type_name(k, tbuf, sizeof(tbuf)), k->def ? "`" : "",
+			     k->def ? (k->def[0] ? k->def : "(empty)") : "**required**",
+			     k->def ? "`" : "", k->help);
+		used += (size_t)n;
+	}
+	return (int)used;
+}
