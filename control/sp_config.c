@@ -1,7 +1,9 @@
 /* Loading shortpathd's INI file with rte_cfgfile into a validated struct sp_conf. */
 #include "sp_config.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,66 @@ load_section(struct rte_cfgfile *cf, const char *section, struct sp_conf *cfg, c
 	return rc;
 }
 
+/*
+ * rte_cfgfile skips lines it cannot parse; a typo must not vanish silently, so every line is
+ * checked first: blank, '# comment', '[section]', or 'key = value' inside a section.
+ */
+static int
+syntax_check(const char *path, char *err, size_t errlen)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+	bool in_section = false;
+	unsigned int no = 0;
+	int rc = 0;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "config: %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+		char *s = line, *e, *hash;
+
+		no++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errlen, "config: %s:%u: line longer than %zu characters", path,
+				 no, sizeof(line) - 2);
+			rc = -EINVAL;
+			break;
+		}
+		hash = strchr(s, '#');
+		if (hash != NULL)
+			*hash = '\0';
+		while (isspace((unsigned char)*s))
+			s++;
+		e = s + strlen(s);
+		while (e > s && isspace((unsigned char)e[-1]))
+			*--e = '\0';
+		if (*s == '\0')
+			continue;
+		if (*s == '[') {
+			if (e[-1] != ']' || e - s < 3) {
+				snprintf(err, errlen, "config: %s:%u: '%s' is not a [section] header",
+					 path, no, s);
+				rc = -EINVAL;
+			}
+			in_section = true;
+			continue;
+		}
+		if (strchr(s, '=') == NULL || *s == '=') {
+			snprintf(err, errlen, "config: %s:%u: '%s' is not 'key = value'", path, no,
+				 s);
+			rc = -EINVAL;
+		} else if (!in_section) {
+			snprintf(err, errlen, "config: %s:%u: '%s' is outside any [section]", path,
+				 no, s);
+			rc = -EINVAL;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
 int
 sp_config_load(const char *path, struct sp_conf *cfg, char *err, size_t errlen)
 {
@@ -63,7 +125,14 @@ sp_config_load(const char *path, struct sp_conf *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "config: %s: %s", path, strerror(errno));
 		return -errno;
 	}
-	cf = rte_cfgfile_load(path, 0);
+	rc = syntax_check(path, err, errlen);
+	if (rc != 0)
+		return rc;
+	{
+		struct rte_cfgfile_parameters params = {.comment_character = '#'};
+
+		cf = rte_cfgfile_load_with_params(path, 0, &params);
+	}
 	if (cf == NULL) {
 		snprintf(err, errlen,
 			 "config: %s: not a valid INI file (a line outside 'key = value' or "

@@ -1191,6 +1191,59 @@ test_err_names(void **state)
 	assert_string_equal(sp_pkt_err_name(UINT_MAX), "unknown");
 }
 
+/* A chained (jumbo) frame: only the first segment is readable, lengths refer to the frame. */
+static void
+test_partial_chained(void **state)
+{
+	static uint8_t b[9018];
+	struct sp_pkt_info pi;
+	size_t off = 0, frame = sizeof(b);
+	uint8_t *copy;
+
+	(void)state;
+	memset(b, 0, sizeof(b));
+	off += put_eth(b, 0x0800);
+	off += put_ipv4(b + off, 5, (uint16_t)(frame - 14), 0, 17);
+	off += put_udp(b + off, 4000, 53, (uint16_t)(frame - 34));
+	/* only the first 2048 bytes exist in memory: an exact-size heap copy catches overreads */
+	copy = malloc(2048);
+	assert_non_null(copy);
+	memcpy(copy, b, 2048);
+	assert_int_equal(sp_pkt_parse_partial(copy, 2048, (uint32_t)frame, &pi), 0);
+	assert_int_equal(pi.err, SP_PKT_ERR_NONE);
+	assert_int_equal(pi.l3, SP_L3_IPV4);
+	assert_int_equal(pi.l4, SP_L4_UDP);
+	assert_int_equal(pi.l3_end, frame);
+	assert_int_equal(pi.dport, 53);
+	/* the same bytes parsed as a whole frame of 2048 bytes are truncated */
+	assert_int_equal(sp_pkt_parse(copy, 2048, &pi), -EINVAL);
+	assert_int_equal(pi.err, SP_PKT_ERR_IPV4_TRUNCATED);
+	/* total length beyond even the full frame is still caught */
+	assert_int_equal(sp_pkt_parse_partial(copy, 2048, 4000, &pi), -EINVAL);
+	assert_int_equal(pi.err, SP_PKT_ERR_IPV4_TRUNCATED);
+	/* L4 header not in the readable part: left unparsed, no error */
+	assert_int_equal(sp_pkt_parse_partial(copy, 36, (uint32_t)frame, &pi), 0);
+	assert_int_equal(pi.l4, SP_L4_NONE);
+	/* avail larger than the frame is clamped to it */
+	assert_int_equal(sp_pkt_parse_partial(copy, 2048, 20, &pi), -EINVAL);
+	assert_int_equal(pi.err, SP_PKT_ERR_IPV4_TRUNCATED);
+	free(copy);
+
+	/* IPv6 whose extension chain continues past the readable part */
+	memset(b, 0, sizeof(b));
+	off = put_eth(b, 0x86dd);
+	off += put_ipv6(b + off, (uint16_t)(frame - 54), 0);
+	off += put_ext(b + off, 60, 0);
+	off += put_ext(b + off, 17, 0);
+	copy = malloc(64);
+	assert_non_null(copy);
+	memcpy(copy, b, 64);
+	assert_int_equal(sp_pkt_parse_partial(copy, 64, (uint32_t)frame, &pi), 0);
+	assert_int_equal(pi.l3, SP_L3_IPV6);
+	assert_int_equal(pi.l4, SP_L4_NONE);
+	free(copy);
+}
+
 int
 main(void)
 {
@@ -1221,6 +1274,7 @@ main(void)
 		cmocka_unit_test(test_ipv6_bad_headers),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_err_names),
+		cmocka_unit_test(test_partial_chained),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
