@@ -52,9 +52,9 @@ worker_json(const struct sp_worker_stats *s)
 	unsigned int i, j;
 
 	for (i = 0; i < sp_stats_n_worker_scalars; i++)
-		json_object_set_new(o, sp_stats_worker_scalars[i].name,
-				    json_integer((json_int_t)sp_stats_u64(
-					    s, sp_stats_worker_scalars[i].off)));
+		json_object_set_new(
+			o, sp_stats_worker_scalars[i].name,
+			json_integer((json_int_t)sp_stats_u64(s, sp_stats_worker_scalars[i].off)));
 	for (i = 0; i < sp_stats_n_worker_groups; i++) {
 		const struct sp_stat_group *g = &sp_stats_worker_groups[i];
 		json_t *grp = json_object();
@@ -187,7 +187,8 @@ handle_metrics(struct sp_api *api, struct evhttp_request *req)
 		prom_family(b, name, "counter", sc->help);
 		for (w = 0; w < dp->n_workers; w++)
 			evbuffer_add_printf(b, "%s{worker=\"%u\",lcore=\"%u\"} %" PRIu64 "\n", name,
-					    w, dp->workers[w]->lcore, sp_stats_u64(&ws[w], sc->off));
+					    w, dp->workers[w]->lcore,
+					    sp_stats_u64(&ws[w], sc->off));
 	}
 	for (i = 0; i < sp_stats_n_worker_groups; i++) {
 		const struct sp_stat_group *g = &sp_stats_worker_groups[i];
@@ -265,8 +266,7 @@ dispatch(struct evhttp_request *req, void *arg)
 }
 
 int
-sp_api_create(struct sp_ctl *ctl, const char *listen, struct sp_api **out, char *err,
-	      size_t errlen)
+sp_api_create(struct sp_ctl *ctl, const char *listen, struct sp_api **out, char *err, size_t errlen)
 {
 	struct sp_api *api;
 	char host[SP_CONF_STR_LEN];

@@ -75,8 +75,8 @@ syntax_check(const char *path, char *err, size_t errlen)
 
 		no++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
-			snprintf(err, errlen, "config: %s:%u: line longer than %zu characters", path,
-				 no, sizeof(line) - 2);
+			snprintf(err, errlen, "config: %s:%u: line longer than %zu characters",
+				 path, no, sizeof(line) - 2);
 			rc = -EINVAL;
 			break;
 		}
@@ -92,8 +92,9 @@ syntax_check(const char *path, char *err, size_t errlen)
 			continue;
 		if (*s == '[') {
 			if (e[-1] != ']' || e - s < 3) {
-				snprintf(err, errlen, "config: %s:%u: '%s' is not a [section] header",
-					 path, no, s);
+				snprintf(err, errlen,
+					 "config: %s:%u: '%s' is not a [section] header", path, no,
+					 s);
 				rc = -EINVAL;
 			}
 			in_section = true;

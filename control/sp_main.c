@@ -47,9 +47,9 @@ eal_push(struct sp_eal_args *a, const char *s)
 static int
 build_eal_args(const struct sp_conf *cfg, struct sp_eal_args *a, char *err, size_t errlen)
 {
-	static const char *const reserved[] = {"-l", "-c", "--lcores", "--main-lcore",
-					       "--file-prefix", "--vdev", "-m", "--no-huge",
-					       "--no-pci"};
+	static const char *const reserved[] = {
+		"-l",	  "-c", "--lcores",  "--main-lcore", "--file-prefix",
+		"--vdev", "-m", "--no-huge", "--no-pci"};
 	char tmp[SP_CONF_STR_LEN], *tok, *save = NULL;
 	unsigned int i, j;
 	int rc = 0;
@@ -98,12 +98,14 @@ build_eal_args(const struct sp_conf *cfg, struct sp_eal_args *a, char *err, size
 		for (j = 0; j < RTE_DIM(reserved); j++) {
 			size_t n = strlen(reserved[j]);
 
-			if (strncmp(tok, reserved[j], n) == 0 && (tok[n] == '\0' || tok[n] == '=')) {
-				snprintf(err, errlen,
-					 "config: [eal] extra_args: %s is set by shortpathd from "
-					 "other keys ([lcores], [eal] file_prefix/memory_mb/no_huge/"
-					 "no_pci, [port.NAME] device)",
-					 reserved[j]);
+			if (strncmp(tok, reserved[j], n) == 0 &&
+			    (tok[n] == '\0' || tok[n] == '=')) {
+				snprintf(
+					err, errlen,
+					"config: [eal] extra_args: %s is set by shortpathd from "
+					"other keys ([lcores], [eal] file_prefix/memory_mb/no_huge/"
+					"no_pci, [port.NAME] device)",
+					reserved[j]);
 				return -EINVAL;
 			}
 		}
@@ -119,12 +121,11 @@ build_eal_args(const struct sp_conf *cfg, struct sp_eal_args *a, char *err, size
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-		"usage: shortpathd [-c FILE] [--check] [--reference] [--version]\n"
-		"  -c, --config FILE  configuration file (default " SP_DEFAULT_CONFIG ")\n"
-		"      --check        validate the configuration and exit (0 = valid)\n"
-		"      --reference    print every configuration key (markdown) and exit\n"
-		"      --version      print the version and exit\n");
+	fprintf(f, "usage: shortpathd [-c FILE] [--check] [--reference] [--version]\n"
+		   "  -c, --config FILE  configuration file (default " SP_DEFAULT_CONFIG ")\n"
+		   "      --check        validate the configuration and exit (0 = valid)\n"
+		   "      --reference    print every configuration key (markdown) and exit\n"
+		   "      --version      print the version and exit\n");
 }
 
 static int
@@ -146,8 +147,8 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
-		{"reference", no_argument, NULL, 'r'},    {"version", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+		{"reference", no_argument, NULL, 'r'},	  {"version", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0},
 	};
 	const char *path = SP_DEFAULT_CONFIG;
 	static struct sp_conf cfg;

@@ -29,8 +29,8 @@ struct sp_redis {
 	struct event *connect_timer;
 	struct event *command_timer;
 	struct event *heartbeat_timer;
-	unsigned int attempt;   /* consecutive failures, for the backoff */
-	unsigned int inflight;  /* commands awaiting a reply */
+	unsigned int attempt;  /* consecutive failures, for the backoff */
+	unsigned int inflight; /* commands awaiting a reply */
 	bool stopping;
 	struct sp_redis_info info; /* state is read by other threads: atomics */
 };
@@ -158,8 +158,7 @@ on_register_reply(redisAsyncContext *ac, void *reply, void *priv)
 	r->attempt = 0;
 	__atomic_fetch_add(&r->info.connects, 1, __ATOMIC_RELAXED);
 	set_state(r, SP_REDIS_UP);
-	SP_LOG(NOTICE, "redis: up at %s (db %" PRId64 ")", r->cfg->redis_address,
-	       r->cfg->redis_db);
+	SP_LOG(NOTICE, "redis: up at %s (db %" PRId64 ")", r->cfg->redis_address, r->cfg->redis_db);
 	heartbeat(r);
 }
 
@@ -328,8 +327,7 @@ sp_redis_create(struct event_base *base, const struct sp_conf *cfg, const char *
 	r->connect_timer = evtimer_new(base, on_connect_timeout, r);
 	r->command_timer = evtimer_new(base, on_command_timeout, r);
 	r->heartbeat_timer = event_new(base, -1, EV_PERSIST, on_heartbeat_timer, r);
-	if (!r->reconnect_timer || !r->connect_timer || !r->command_timer ||
-	    !r->heartbeat_timer) {
+	if (!r->reconnect_timer || !r->connect_timer || !r->command_timer || !r->heartbeat_timer) {
 		sp_redis_destroy(r);
 		return -ENOMEM;
 	}

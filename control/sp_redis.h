@@ -12,17 +12,17 @@ struct sp_redis;
 
 enum sp_redis_state {
 	SP_REDIS_DISCONNECTED = 0, /* waiting to reconnect */
-	SP_REDIS_CONNECTING,       /* TCP/unix connect in progress */
-	SP_REDIS_HANDSHAKE,        /* AUTH / SELECT / registration in flight */
+	SP_REDIS_CONNECTING,	   /* TCP/unix connect in progress */
+	SP_REDIS_HANDSHAKE,	   /* AUTH / SELECT / registration in flight */
 	SP_REDIS_UP,
 };
 
 struct sp_redis_info {
 	enum sp_redis_state state;
-	uint64_t connects;   /* successful handshakes */
-	uint64_t failures;   /* failed attempts and lost connections */
-	uint64_t timeouts;   /* connect or command timeouts among them */
-	uint64_t commands;   /* commands sent */
+	uint64_t connects; /* successful handshakes */
+	uint64_t failures; /* failed attempts and lost connections */
+	uint64_t timeouts; /* connect or command timeouts among them */
+	uint64_t commands; /* commands sent */
 	char last_error[128];
 };
 

@@ -174,9 +174,10 @@ sp_telemetry_register(struct sp_ctl *ctl)
 	pthread_mutex_lock(&tel_lock);
 	tel_ctl = ctl;
 	pthread_mutex_unlock(&tel_lock);
-	rc |= rte_telemetry_register_cmd("/shortpath/stats", tel_stats,
-					 "shortpath totals: rx/tx, drops and parse anomalies by "
-					 "reason, classes, mempool, MAC table, Redis. No parameters");
+	rc |= rte_telemetry_register_cmd(
+		"/shortpath/stats", tel_stats,
+		"shortpath totals: rx/tx, drops and parse anomalies by "
+		"reason, classes, mempool, MAC table, Redis. No parameters");
 	rc |= rte_telemetry_register_cmd("/shortpath/ports", tel_ports,
 					 "shortpath ports: role, device, MACs, queues, counters. "
 					 "Parameter: port name (optional)");

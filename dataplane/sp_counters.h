@@ -10,18 +10,18 @@
 
 /* Why a worker dropped a frame. Every drop has exactly one of these. */
 #define SP_DROPS(X)                                                                                \
-	X(RUNT, "runt")               /* shorter than an Ethernet header */                        \
+	X(RUNT, "runt")		      /* shorter than an Ethernet header */                        \
 	X(BAD_SRC_MAC, "bad_src_mac") /* from a VM with a multicast or zero source MAC */          \
 	X(UNKNOWN_DST, "unknown_dst") /* uplink unicast to a MAC no VM port has */                 \
 	X(NO_VM_PORT, "no_vm_port")   /* uplink flood with no VM port up (unused when >= 1 VM) */  \
-	X(TX_FULL, "tx_full")         /* the port's tx queue did not take it */                    \
+	X(TX_FULL, "tx_full")	      /* the port's tx queue did not take it */                    \
 	X(CLONE_FAILED, "clone_failed") /* refcount overflow while flooding */
 
 enum sp_drop {
 #define SP_DROP_ENUM(e, s) SP_DROP_##e,
 	SP_DROPS(SP_DROP_ENUM)
 #undef SP_DROP_ENUM
-	SP_DROP_MAX
+		SP_DROP_MAX
 };
 
 /* What the parser saw (counted, not dropped). */
@@ -34,26 +34,26 @@ enum sp_drop {
 	X(TCP, "tcp")                                                                              \
 	X(UDP, "udp")                                                                              \
 	X(ICMP, "icmp")                                                                            \
-	X(MULTICAST, "multicast") /* broadcast or multicast destination */                        \
+	X(MULTICAST, "multicast") /* broadcast or multicast destination */                         \
 	X(SCATTERED, "scattered") /* chained mbufs (jumbo frames) */
 
 enum sp_class {
 #define SP_CLASS_ENUM(e, s) SP_CLASS_##e,
 	SP_CLASSES(SP_CLASS_ENUM)
 #undef SP_CLASS_ENUM
-	SP_CLASS_MAX
+		SP_CLASS_MAX
 };
 
 /* Events that are not per-packet fates: learning, punts. */
 #define SP_EVENTS(X)                                                                               \
-	X(LEARN_PUNTED, "learn_punted")     /* a MAC sighting sent to the control thread */        \
+	X(LEARN_PUNTED, "learn_punted")	    /* a MAC sighting sent to the control thread */        \
 	X(PUNT_RING_FULL, "punt_ring_full") /* ... or not: the ring was full */
 
 enum sp_event {
 #define SP_EVENT_ENUM(e, s) SP_EVENT_##e,
 	SP_EVENTS(SP_EVENT_ENUM)
 #undef SP_EVENT_ENUM
-	SP_EVENT_MAX
+		SP_EVENT_MAX
 };
 
 /*

@@ -116,8 +116,10 @@ sp_dp_create(const struct sp_conf *cfg, struct sp_dp **out, char *err, size_t er
 			if (cfg->ports[i].has_mac &&
 			    sp_mac_add_static(dp, (const struct rte_ether_addr *)cfg->ports[i].mac,
 					      i) != 0) {
-				snprintf(err, errlen, "config: [port.%s] mac: cannot add to the "
-						      "MAC table", cfg->ports[i].name);
+				snprintf(err, errlen,
+					 "config: [port.%s] mac: cannot add to the "
+					 "MAC table",
+					 cfg->ports[i].name);
 				return -ENOSPC;
 			}
 		}

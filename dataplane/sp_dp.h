@@ -56,8 +56,8 @@ struct sp_txbuf {
 };
 
 struct sp_learn_slot {
-	uint64_t mac;      /* 48-bit MAC + 1 (0 = empty slot) */
-	uint64_t tsc;      /* when last punted */
+	uint64_t mac;	   /* 48-bit MAC + 1 (0 = empty slot) */
+	uint64_t tsc;	   /* when last punted */
 	uint16_t port_idx; /* the VM port it was seen on */
 };
 
@@ -85,18 +85,18 @@ struct sp_mac_meta {
 
 /* MAC table events counted by the control thread. */
 #define SP_MAC_EVENTS(X)                                                                           \
-	X(LEARNED, "learned")   /* new entry */                                                    \
-	X(MOVED, "moved")       /* a learned MAC showed up on another VM port */                   \
-	X(AGED, "aged")         /* not seen for mac_age_s */                                       \
+	X(LEARNED, "learned")	/* new entry */                                                    \
+	X(MOVED, "moved")	/* a learned MAC showed up on another VM port */                   \
+	X(AGED, "aged")		/* not seen for mac_age_s */                                       \
 	X(CONFLICT, "conflict") /* a VM sent from a MAC configured on another port */              \
-	X(LIMIT, "limit")       /* port at mac_learn_limit */                                      \
+	X(LIMIT, "limit")	/* port at mac_learn_limit */                                      \
 	X(TABLE_FULL, "table_full")
 
 enum sp_mac_event {
 #define SP_MAC_EVENT_ENUM(e, s) SP_MAC_EV_##e,
 	SP_MAC_EVENTS(SP_MAC_EVENT_ENUM)
 #undef SP_MAC_EVENT_ENUM
-	SP_MAC_EV_MAX
+		SP_MAC_EV_MAX
 };
 
 struct sp_dp {
@@ -118,15 +118,16 @@ struct sp_dp {
 	uint64_t learn_refresh_tsc;
 	unsigned int n_workers;
 	struct sp_worker *workers[SP_CONF_MAX_WORKERS];
-	bool running; /* workers launched */
-	uint32_t stop;   /* set by control, read by workers (atomic) */
+	bool running;  /* workers launched */
+	uint32_t stop; /* set by control, read by workers (atomic) */
 };
 
 /* Create everything after rte_eal_init. 0 or -errno with a message in err. */
 int sp_dp_create(const struct sp_conf *cfg, struct sp_dp **out, char *err, size_t errlen);
 /* Start ports and launch the workers. */
 int sp_dp_start(struct sp_dp *dp, char *err, size_t errlen);
-/* Stop workers (they flush), stop and close ports, free everything; logs the pool's in-use count. */
+/* Stop workers (they flush), stop and close ports, free everything; logs the pool's in-use count.
+ */
 void sp_dp_destroy(struct sp_dp *dp);
 /* Mbufs currently allocated from the packet pool (0 when idle and fully drained). */
 unsigned int sp_dp_pool_in_use(const struct sp_dp *dp);

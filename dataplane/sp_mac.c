@@ -109,8 +109,7 @@ sp_mac_add_static(struct sp_dp *dp, const struct rte_ether_addr *mac, uint16_t p
 }
 
 void
-sp_mac_learn(struct sp_dp *dp, const struct rte_ether_addr *mac, uint16_t port_idx,
-	     uint64_t now_ms)
+sp_mac_learn(struct sp_dp *dp, const struct rte_ether_addr *mac, uint16_t port_idx, uint64_t now_ms)
 {
 	struct sp_mac_meta *m = meta_of(dp, mac);
 	char buf[RTE_ETHER_ADDR_FMT_SIZE];

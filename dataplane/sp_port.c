@@ -32,8 +32,8 @@ device_name(const char *device, char *name, size_t len)
 }
 
 static int
-port_err(char *err, size_t errlen, const struct sp_conf_port *pc, const char *key,
-	 const char *msg, int rc)
+port_err(char *err, size_t errlen, const struct sp_conf_port *pc, const char *key, const char *msg,
+	 int rc)
 {
 	snprintf(err, errlen, "config: [port.%s] %s: %s", pc->name, key, msg);
 	return rc < 0 ? rc : -EINVAL;
@@ -116,8 +116,8 @@ sp_port_init(struct sp_dp *dp, uint16_t idx, const struct sp_conf_port *pc, char
 	rxconf = info.default_rxconf;
 	rxconf.offloads = conf.rxmode.offloads;
 	for (q = 0; q < p->nb_rxq; q++) {
-		rc = rte_eth_rx_queue_setup(p->port_id, q, nb_rxd, rte_eth_dev_socket_id(p->port_id),
-					    &rxconf, dp->pool);
+		rc = rte_eth_rx_queue_setup(p->port_id, q, nb_rxd,
+					    rte_eth_dev_socket_id(p->port_id), &rxconf, dp->pool);
 		if (rc != 0) {
 			snprintf(msg, sizeof(msg), "rx queue %u setup failed: %s", q,
 				 strerror(-rc));
@@ -127,8 +127,8 @@ sp_port_init(struct sp_dp *dp, uint16_t idx, const struct sp_conf_port *pc, char
 	txconf = info.default_txconf;
 	txconf.offloads = conf.txmode.offloads;
 	for (q = 0; q < p->nb_txq; q++) {
-		rc = rte_eth_tx_queue_setup(p->port_id, q, nb_txd, rte_eth_dev_socket_id(p->port_id),
-					    &txconf);
+		rc = rte_eth_tx_queue_setup(p->port_id, q, nb_txd,
+					    rte_eth_dev_socket_id(p->port_id), &txconf);
 		if (rc != 0) {
 			snprintf(msg, sizeof(msg), "tx queue %u setup failed: %s", q,
 				 strerror(-rc));

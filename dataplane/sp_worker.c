@@ -106,7 +106,8 @@ mac_u64(const struct rte_ether_addr *a)
 	const uint8_t *b = a->addr_bytes;
 
 	return ((uint64_t)b[0] << 40 | (uint64_t)b[1] << 32 | (uint64_t)b[2] << 24 |
-		(uint64_t)b[3] << 16 | (uint64_t)b[4] << 8 | b[5]) + 1;
+		(uint64_t)b[3] << 16 | (uint64_t)b[4] << 8 | b[5]) +
+	       1;
 }
 
 static inline struct sp_learn_slot *

@@ -35,11 +35,13 @@ const struct sp_conf_key sp_conf_keys[] = {
 	 "lcore of the control thread (libevent loop, Redis, API)"},
 	{"lcores", "workers", SP_CONF_CPULIST, "1", NOLIM, NULL, false, CFG(workers), 0,
 	 "worker lcores (fast path), e.g. 1 or 2-5 or 2,4; each polls its own queue of every port"},
-	{"port.*", "device", SP_CONF_STR, NULL, 1, SP_CONF_STR_LEN - 1, NULL, false, PORT(device), 0,
+	{"port.*", "device", SP_CONF_STR, NULL, 1, SP_CONF_STR_LEN - 1, NULL, false, PORT(device),
+	 0,
 	 "a PCI address (0000:01:00.0) or a DPDK virtual device with its arguments "
 	 "(net_vhost0,iface=/run/sp/vm0.sock)"},
 	{"port.*", "role", SP_CONF_ENUM, NULL, NOLIM, "vm|uplink", false, PORT(role), 0,
-	 "vm: one VM's vNIC (the port is the VM's identity); uplink: toward the fabric (exactly one)"},
+	 "vm: one VM's vNIC (the port is the VM's identity); uplink: toward the fabric (exactly "
+	 "one)"},
 	{"port.*", "queues", SP_CONF_INT, "0", 0, 64, NULL, false, PORT(queues), 0,
 	 "rx/tx queue pairs (0 = one per worker); tx queues must be >= workers"},
 	{"port.*", "rx_desc", SP_CONF_INT, "1024", 64, 16384, NULL, true, PORT(rx_desc), 0,
@@ -313,8 +315,8 @@ conf_store(const struct sp_conf_key *k, void *base, const char *section, const c
 			return conf_err(err, errlen, section, k->key,
 					"'%s' is not a MAC address (aa:bb:cc:dd:ee:ff)", value);
 		if (bv && ((uint8_t *)field)[0] & 1)
-			return conf_err(err, errlen, section, k->key,
-					"%s is a multicast address", value);
+			return conf_err(err, errlen, section, k->key, "%s is a multicast address",
+					value);
 		memcpy((char *)base + k->has_offset, &bv, sizeof(bv));
 		return 0;
 	case SP_CONF_HOSTPORT:
@@ -324,8 +326,9 @@ conf_store(const struct sp_conf_key *k, void *base, const char *section, const c
 		__attribute__((fallthrough));
 	case SP_CONF_STR:
 		if ((int64_t)strlen(value) > (k->max ? k->max : SP_CONF_STR_LEN - 1))
-			return conf_err(err, errlen, section, k->key, "longer than %" PRId64
-					" characters", k->max ? k->max : SP_CONF_STR_LEN - 1);
+			return conf_err(err, errlen, section, k->key,
+					"longer than %" PRId64 " characters",
+					k->max ? k->max : SP_CONF_STR_LEN - 1);
 		if (k->min > 0 && (int64_t)strlen(value) < k->min)
 			return conf_err(err, errlen, section, k->key, "must not be empty");
 		snprintf(field, SP_CONF_STR_LEN, "%s", value);
@@ -389,8 +392,7 @@ port_for_section(struct sp_conf *cfg, const char *section, char *err, size_t err
 		}
 	}
 	if (cfg->n_ports == SP_CONF_MAX_PORTS) {
-		*rc = conf_err(err, errlen, section, NULL, "more than %d ports",
-			       SP_CONF_MAX_PORTS);
+		*rc = conf_err(err, errlen, section, NULL, "more than %d ports", SP_CONF_MAX_PORTS);
 		return NULL;
 	}
 	p = &cfg->ports[cfg->n_ports++];
@@ -402,8 +404,8 @@ port_for_section(struct sp_conf *cfg, const char *section, char *err, size_t err
 }
 
 int
-sp_conf_set(struct sp_conf *cfg, const char *section, const char *key, const char *value,
-	    char *err, size_t errlen)
+sp_conf_set(struct sp_conf *cfg, const char *section, const char *key, const char *value, char *err,
+	    size_t errlen)
 {
 	const struct sp_conf_key *k;
 	bool known_section = false;
@@ -462,7 +464,8 @@ sp_conf_finish(struct sp_conf *cfg, char *err, size_t errlen)
 		if (p->queues != 0 && p->queues < (int64_t)cfg->n_workers)
 			return conf_err(err, errlen, section, "queues",
 					"%" PRId64 " queues for %u workers: each worker needs its "
-					"own tx queue", p->queues, cfg->n_workers);
+					"own tx queue",
+					p->queues, cfg->n_workers);
 		if (p->role == SP_PORT_ROLE_UPLINK) {
 			n_uplink++;
 			if (p->has_mac)
@@ -539,8 +542,9 @@ sp_conf_reference(char *buf, size_t len)
 	char tbuf[96];
 	int n;
 
-	n = snprintf(buf, len, "| section | key | type / range | default | meaning |\n"
-			       "|---|---|---|---|---|\n");
+	n = snprintf(buf, len,
+		     "| section | key | type / range | default | meaning |\n"
+		     "|---|---|---|---|---|\n");
 	used += (size_t)n;
 	for (k = sp_conf_keys; k->section != NULL; k++) {
 		n = snprintf(used < len ? buf + used : NULL, used < len ? len - used : 0,

@@ -88,8 +88,8 @@ struct sp_conf_key {
 	const char *def;     /* default as text; NULL = required */
 	int64_t min, max;    /* SP_CONF_INT range; SP_CONF_STR max length */
 	const char *choices; /* SP_CONF_ENUM: "a|b|c" (value = index) */
-	bool pow2;           /* SP_CONF_INT: must be a power of two */
-	size_t offset;       /* into struct sp_conf, or struct sp_conf_port for "port.*" */
+	bool pow2;	     /* SP_CONF_INT: must be a power of two */
+	size_t offset;	     /* into struct sp_conf, or struct sp_conf_port for "port.*" */
 	size_t has_offset;   /* SP_CONF_MAC: offset of the bool saying it was set */
 	const char *help;
 };

@@ -15,7 +15,7 @@
 #include "sp_config.h"
 
 #define GOOD_PORTS                                                                                 \
-	"[port.vm0]\ndevice = net_null0\nrole = vm\nmac = 02:00:00:00:00:01\n"                    \
+	"[port.vm0]\ndevice = net_null0\nrole = vm\nmac = 02:00:00:00:00:01\n"                     \
 	"[port.up]\ndevice = net_null1\nrole = uplink\n"
 
 static char conf_path[64];
@@ -79,19 +79,21 @@ static void
 test_full_config(void **state)
 {
 	(void)state;
-	assert_int_equal(load("[eal]\nfile_prefix = x\nmemory_mb = 256\nno_huge = yes\nno_pci = on\n"
-			      "[lcores]\nmain = 2\nworkers = 0-1,4\n"
-			      "[redis]\naddress = unix:/run/r.sock\ndb = 3\n"
-			      "[api]\nlisten = [::1]:8080\n"
-			      "[dataplane]\nburst = 64\nrx_desc_unused_guard = 1\n" GOOD_PORTS),
-			 -EINVAL);
+	assert_int_equal(
+		load("[eal]\nfile_prefix = x\nmemory_mb = 256\nno_huge = yes\nno_pci = on\n"
+		     "[lcores]\nmain = 2\nworkers = 0-1,4\n"
+		     "[redis]\naddress = unix:/run/r.sock\ndb = 3\n"
+		     "[api]\nlisten = [::1]:8080\n"
+		     "[dataplane]\nburst = 64\nrx_desc_unused_guard = 1\n" GOOD_PORTS),
+		-EINVAL);
 	assert_string_equal(err, "config: [dataplane] rx_desc_unused_guard: unknown key");
-	assert_int_equal(load("[eal]\nfile_prefix = x\nmemory_mb = 256\nno_huge = yes\nno_pci = on\n"
-			      "[lcores]\nmain = 2\nworkers = 0-1,4\n"
-			      "[redis]\naddress = unix:/run/r.sock\ndb = 3\n"
-			      "[api]\nlisten = [::1]:8080\n"
-			      "[dataplane]\nburst = 64\n[log]\nlevel = DEBUG\n" GOOD_PORTS),
-			 0);
+	assert_int_equal(
+		load("[eal]\nfile_prefix = x\nmemory_mb = 256\nno_huge = yes\nno_pci = on\n"
+		     "[lcores]\nmain = 2\nworkers = 0-1,4\n"
+		     "[redis]\naddress = unix:/run/r.sock\ndb = 3\n"
+		     "[api]\nlisten = [::1]:8080\n"
+		     "[dataplane]\nburst = 64\n[log]\nlevel = DEBUG\n" GOOD_PORTS),
+		0);
 	assert_true(cfg.no_huge);
 	assert_true(cfg.no_pci);
 	assert_int_equal(cfg.n_workers, 3);
@@ -117,7 +119,8 @@ test_errors_name_section_and_key(void **state)
 		     "config: [port.vm1] rx_desc: 1000 is not a power of two");
 	expect_error(GOOD_PORTS "[port.vm1]\ndevice = net_null2\nrole = vm\nmac = 02:00:00:00:01\n",
 		     "config: [port.vm1] mac:");
-	expect_error(GOOD_PORTS "[port.vm1]\ndevice = net_null2\nrole = vm\nmac = 01:00:5e:00:00:01\n",
+	expect_error(GOOD_PORTS
+		     "[port.vm1]\ndevice = net_null2\nrole = vm\nmac = 01:00:5e:00:00:01\n",
 		     "config: [port.vm1] mac: 01:00:5e:00:00:01 is a multicast address");
 	expect_error(GOOD_PORTS "[port.vm1]\ndevice = net_null2\nrole = router\n",
 		     "config: [port.vm1] role: 'router' is not one of vm|uplink");
@@ -131,7 +134,8 @@ test_errors_name_section_and_key(void **state)
 		     "config: [port.*] role: at least one vm port");
 	expect_error(GOOD_PORTS "[port.vm1]\ndevice = net_null0\nrole = vm\n",
 		     "config: [port.vm1] device: same device as [port.vm0]");
-	expect_error(GOOD_PORTS "[port.vm1]\ndevice = net_null2\nrole = vm\nmac = 02:00:00:00:00:01\n",
+	expect_error(GOOD_PORTS
+		     "[port.vm1]\ndevice = net_null2\nrole = vm\nmac = 02:00:00:00:00:01\n",
 		     "config: [port.vm1] mac: same MAC as [port.vm0]");
 	expect_error("[port.up]\ndevice = net_null1\nrole = uplink\nmac = 02:00:00:00:00:09\n"
 		     "[port.vm0]\ndevice = net_null0\nrole = vm\n",
@@ -161,8 +165,7 @@ test_file_errors(void **state)
 {
 	(void)state;
 	err[0] = '\0';
-	assert_int_not_equal(sp_config_load("/nonexistent/shortpathd.conf", &cfg, err,
-					    sizeof(err)),
+	assert_int_not_equal(sp_config_load("/nonexistent/shortpathd.conf", &cfg, err, sizeof(err)),
 			     0);
 	assert_string_equal(err, "config: /nonexistent/shortpathd.conf: No such file or directory");
 	expect_error("this is not ini\n", "config: /tmp/sp_test_conf_");
@@ -173,8 +176,8 @@ test_file_errors(void **state)
 	assert_non_null(strstr(err, ":1: 'burst = 3' is outside any [section]"));
 	expect_error("[eal\n" GOOD_PORTS, "config: /tmp/sp_test_conf_");
 	/* comments: whole-line and trailing */
-	assert_int_equal(load("# shortpath\n[dataplane]  # fast path\nburst = 16 # small\n" GOOD_PORTS),
-			 0);
+	assert_int_equal(
+		load("# shortpath\n[dataplane]  # fast path\nburst = 16 # small\n" GOOD_PORTS), 0);
 	assert_int_equal(cfg.burst, 16);
 }
 
@@ -216,9 +219,8 @@ test_reference_and_defaults_valid(void **state)
 			fail_msg("key %s missing from the reference", k->key);
 		sp_conf_defaults(&c);
 		if (k->def != NULL && strcmp(k->section, "port.*") != 0)
-			assert_int_equal(sp_conf_set(&c, k->section, k->key, k->def, err,
-						     sizeof(err)),
-					 0);
+			assert_int_equal(
+				sp_conf_set(&c, k->section, k->key, k->def, err, sizeof(err)), 0);
 	}
 	free(buf);
 }

@@ -182,7 +182,7 @@ build_ipv4_tcp(uint8_t *b)
 #define CHECK_FIELD(got, exp, f, line)                                                             \
 	do {                                                                                       \
 		if ((got)->f != (exp)->f) {                                                        \
-			print_error("line %d: field " #f ": got %lu, want %lu\n", line,          \
+			print_error("line %d: field " #f ": got %lu, want %lu\n", line,            \
 				    (unsigned long)(got)->f, (unsigned long)(exp)->f);             \
 			fail();                                                                    \
 		}                                                                                  \
@@ -342,8 +342,8 @@ test_ipv4_fragments(void **state)
 	n += put_tcp(b + n, 5555, 22, 5, 0x10);
 	n += put_payload(b + n, 16);
 	PARSE_EXPECT(b, n, .ethertype = 0x0800, .l3 = SP_L3_IPV4, .l4 = SP_L4_TCP, .ip_proto = 6,
-		     .is_fragment = 1, .l3_off = 14, .l4_off = 34, .payload_off = 54,
-		     .l3_end = 70, .sport = 5555, .dport = 22, .tcp_flags = 0x10);
+		     .is_fragment = 1, .l3_off = 14, .l4_off = 34, .payload_off = 54, .l3_end = 70,
+		     .sport = 5555, .dport = 22, .tcp_flags = 0x10);
 
 	/* middle fragment: MF set, offset 100 (800 bytes) -> no L4, no error */
 	n = put_eth(b, 0x0800);
@@ -378,28 +378,28 @@ test_ipv4_bad_headers(void **state)
 	/* IHL 4 */
 	n = build_ipv4_tcp(b);
 	b[14] = 0x44;
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_BAD_HEADER, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .l3_off = 14);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_BAD_HEADER, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .l3_off = 14);
 
 	/* IHL 0 */
 	n = build_ipv4_tcp(b);
 	b[14] = 0x40;
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_BAD_HEADER, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .l3_off = 14);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_BAD_HEADER, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .l3_off = 14);
 
 	/* version 6 under ethertype 0x0800 */
 	n = build_ipv4_tcp(b);
 	b[14] = 0x65;
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_BAD_HEADER, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .l3_off = 14);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_BAD_HEADER, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .l3_off = 14);
 
 	/* IHL 15 (60 bytes) but only 20 bytes of IP in the frame */
 	n = put_eth(b, 0x0800);
 	n += put_ipv4(b + n, 5, 60, 0, 6);
 	b[14] = 0x4f;
 	assert_int_equal(n, 34);
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_TRUNCATED, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .ip_proto = 6, .l3_off = 14);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_TRUNCATED, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .ip_proto = 6, .l3_off = 14);
 	/* ... and one byte short of the 60 bytes */
 	memset(b + n, 0x01, 39);
 	PARSE_EXPECT(b, n + 39, .err = SP_PKT_ERR_IPV4_TRUNCATED, .ethertype = 0x0800,
@@ -413,31 +413,31 @@ test_ipv4_bad_headers(void **state)
 	/* total length 19 < IHL*4 */
 	n = build_ipv4_tcp(b);
 	put16(b + 16, 19);
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_BAD_HEADER, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .ip_proto = 6, .l3_off = 14);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_BAD_HEADER, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .ip_proto = 6, .l3_off = 14);
 
 	/* total length 24 < IHL*4 = 28 */
 	n = put_eth(b, 0x0800);
 	n += put_ipv4(b + n, 7, 24, 0, 17);
 	n += put_udp(b + n, 1, 2, 8);
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_BAD_HEADER, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .ip_proto = 17, .l3_off = 14);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_BAD_HEADER, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .ip_proto = 17, .l3_off = 14);
 
 	/* total length 0 */
 	n = build_ipv4_tcp(b);
 	put16(b + 16, 0);
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_BAD_HEADER, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .ip_proto = 6, .l3_off = 14);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_BAD_HEADER, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .ip_proto = 6, .l3_off = 14);
 
 	/* total length one byte beyond the frame */
 	n = build_ipv4_tcp(b);
 	put16(b + 16, 47);
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_TRUNCATED, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .ip_proto = 6, .l3_off = 14);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_TRUNCATED, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .ip_proto = 6, .l3_off = 14);
 	/* total length 65535 */
 	put16(b + 16, 65535);
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_TRUNCATED, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .ip_proto = 6, .l3_off = 14);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV4_TRUNCATED, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .ip_proto = 6, .l3_off = 14);
 }
 
 static void
@@ -477,21 +477,21 @@ test_tcp_bad_offset(void **state)
 	/* doff 4: ports and flags are still reported */
 	n = build_ipv4_tcp(b);
 	b[34 + 12] = 0x40;
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_TCP_BAD_OFFSET, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 34,
-		     .l3_end = 60, .sport = 1234, .dport = 80, .tcp_flags = 0x12);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_TCP_BAD_OFFSET, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 34, .l3_end = 60,
+		     .sport = 1234, .dport = 80, .tcp_flags = 0x12);
 
 	/* doff 0 */
 	b[34 + 12] = 0x00;
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_TCP_BAD_OFFSET, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 34,
-		     .l3_end = 60, .sport = 1234, .dport = 80, .tcp_flags = 0x12);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_TCP_BAD_OFFSET, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 34, .l3_end = 60,
+		     .sport = 1234, .dport = 80, .tcp_flags = 0x12);
 
 	/* doff 7 (28 bytes) but 26 bytes of L4 in the IP packet */
 	b[34 + 12] = 0x70;
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_TCP_BAD_OFFSET, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 34,
-		     .l3_end = 60, .sport = 1234, .dport = 80, .tcp_flags = 0x12);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_TCP_BAD_OFFSET, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 34, .l3_end = 60,
+		     .sport = 1234, .dport = 80, .tcp_flags = 0x12);
 
 	/* doff 6 (24 bytes) fits in 26: accepted, 2 bytes of payload */
 	b[34 + 12] = 0x60;
@@ -501,18 +501,18 @@ test_tcp_bad_offset(void **state)
 
 	/* doff 15 (60 bytes) */
 	b[34 + 12] = 0xf0;
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_TCP_BAD_OFFSET, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 34,
-		     .l3_end = 60, .sport = 1234, .dport = 80, .tcp_flags = 0x12);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_TCP_BAD_OFFSET, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 34, .l3_end = 60,
+		     .sport = 1234, .dport = 80, .tcp_flags = 0x12);
 
 	/* doff 6 beyond l3_end while the frame (padding) is long enough: still bad */
 	n = put_eth(b, 0x0800);
 	n += put_ipv4(b + n, 5, 40, 0, 6);
 	n += put_tcp(b + n, 7, 8, 6, 0x01);
 	memset(b + n, 0, 64 - n);
-	PARSE_EXPECT(b, 64, .err = SP_PKT_ERR_TCP_BAD_OFFSET, .ethertype = 0x0800,
-		     .l3 = SP_L3_IPV4, .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 34,
-		     .l3_end = 54, .sport = 7, .dport = 8, .tcp_flags = 0x01);
+	PARSE_EXPECT(b, 64, .err = SP_PKT_ERR_TCP_BAD_OFFSET, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
+		     .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 34, .l3_end = 54,
+		     .sport = 7, .dport = 8, .tcp_flags = 0x01);
 	/* doff exactly to l3_end: zero-length payload, payload_off == l3_end */
 	put16(b + 16, 44);
 	PARSE_EXPECT(b, 64, .ethertype = 0x0800, .l3 = SP_L3_IPV4, .l4 = SP_L4_TCP, .ip_proto = 6,
@@ -578,10 +578,9 @@ test_truncate_ipv4_tcp(void **state)
 			PARSE_EXPECT(b, len, .err = SP_PKT_ERR_IPV4_TRUNCATED, .ethertype = 0x0800,
 				     .l3 = SP_L3_IPV4, .ip_proto = 6, .l3_off = 14);
 		} else {
-			PARSE_EXPECT(b, len, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
-				     .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 34,
-				     .payload_off = 54, .l3_end = 60, .sport = 1234, .dport = 80,
-				     .tcp_flags = 0x12);
+			PARSE_EXPECT(b, len, .ethertype = 0x0800, .l3 = SP_L3_IPV4, .l4 = SP_L4_TCP,
+				     .ip_proto = 6, .l3_off = 14, .l4_off = 34, .payload_off = 54,
+				     .l3_end = 60, .sport = 1234, .dport = 80, .tcp_flags = 0x12);
 		}
 	}
 }
@@ -602,10 +601,10 @@ test_truncate_ipv4_tcp_consistent_len(void **state)
 				     .l3 = SP_L3_IPV4, .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14,
 				     .l4_off = 34, .l3_end = (uint32_t)len);
 		} else {
-			PARSE_EXPECT(b, len, .ethertype = 0x0800, .l3 = SP_L3_IPV4,
-				     .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 34,
-				     .payload_off = 54, .l3_end = (uint32_t)len, .sport = 1234,
-				     .dport = 80, .tcp_flags = 0x12);
+			PARSE_EXPECT(b, len, .ethertype = 0x0800, .l3 = SP_L3_IPV4, .l4 = SP_L4_TCP,
+				     .ip_proto = 6, .l3_off = 14, .l4_off = 34, .payload_off = 54,
+				     .l3_end = (uint32_t)len, .sport = 1234, .dport = 80,
+				     .tcp_flags = 0x12);
 		}
 	}
 }
@@ -671,10 +670,9 @@ test_truncate_ipv6_tcp(void **state)
 			PARSE_EXPECT(b, len, .err = SP_PKT_ERR_IPV6_TRUNCATED, .ethertype = 0x86dd,
 				     .l3 = SP_L3_IPV6, .l3_off = 14);
 		} else {
-			PARSE_EXPECT(b, len, .ethertype = 0x86dd, .l3 = SP_L3_IPV6,
-				     .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 14, .l4_off = 62,
-				     .payload_off = 82, .l3_end = 85, .sport = 179, .dport = 50000,
-				     .tcp_flags = 0x18);
+			PARSE_EXPECT(b, len, .ethertype = 0x86dd, .l3 = SP_L3_IPV6, .l4 = SP_L4_TCP,
+				     .ip_proto = 6, .l3_off = 14, .l4_off = 62, .payload_off = 82,
+				     .l3_end = 85, .sport = 179, .dport = 50000, .tcp_flags = 0x18);
 		}
 	}
 	/* payload length follows the cut (frame keeps its full size: trailing bytes = padding) */
@@ -706,7 +704,7 @@ test_arp(void **state)
 	size_t n = put_eth(b, 0x0806);
 
 	(void)state;
-	put16(b + n, 1);          /* htype Ethernet */
+	put16(b + n, 1);	  /* htype Ethernet */
 	put16(b + n + 2, 0x0800); /* ptype IPv4 */
 	b[n + 4] = 6;
 	b[n + 5] = 4;
@@ -762,10 +760,9 @@ test_vlan_single(void **state)
 	(void)state;
 	n += put_ipv4(b + n, 5, 20 + 20, 0, 6);
 	n += put_tcp(b + n, 8080, 1025, 5, 0x11);
-	PARSE_EXPECT(b, n, .ethertype = 0x0800, .n_vlan = 1, .vlan_tci = {0x2064},
-		     .l3 = SP_L3_IPV4, .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 18, .l4_off = 38,
-		     .payload_off = 58, .l3_end = 58, .sport = 8080, .dport = 1025,
-		     .tcp_flags = 0x11);
+	PARSE_EXPECT(b, n, .ethertype = 0x0800, .n_vlan = 1, .vlan_tci = {0x2064}, .l3 = SP_L3_IPV4,
+		     .l4 = SP_L4_TCP, .ip_proto = 6, .l3_off = 18, .l4_off = 38, .payload_off = 58,
+		     .l3_end = 58, .sport = 8080, .dport = 1025, .tcp_flags = 0x11);
 
 	/* ARP inside one tag */
 	n = put_eth_tags(b, tpid, tci, 1, 0x0806);
@@ -791,14 +788,14 @@ test_vlan_qinq(void **state)
 	n += put_icmp(b + n, 8, 0);
 	n += put_payload(b + n, 8);
 	PARSE_EXPECT(b, n, .ethertype = 0x0800, .n_vlan = 2, .vlan_tci = {0x0fff, 0x0001},
-		     .l3 = SP_L3_IPV4, .l4 = SP_L4_ICMP, .ip_proto = 1, .l3_off = 22,
-		     .l4_off = 42, .payload_off = 46, .l3_end = 58, .sport = 8);
+		     .l3 = SP_L3_IPV4, .l4 = SP_L4_ICMP, .ip_proto = 1, .l3_off = 22, .l4_off = 42,
+		     .payload_off = 46, .l3_end = 58, .sport = 8);
 
 	/* two 0x8100 tags are accepted too */
 	put16(b + 12, 0x8100);
 	PARSE_EXPECT(b, n, .ethertype = 0x0800, .n_vlan = 2, .vlan_tci = {0x0fff, 0x0001},
-		     .l3 = SP_L3_IPV4, .l4 = SP_L4_ICMP, .ip_proto = 1, .l3_off = 22,
-		     .l4_off = 42, .payload_off = 46, .l3_end = 58, .sport = 8);
+		     .l3 = SP_L3_IPV4, .l4 = SP_L4_ICMP, .ip_proto = 1, .l3_off = 22, .l4_off = 42,
+		     .payload_off = 46, .l3_end = 58, .sport = 8);
 }
 
 static void
@@ -874,8 +871,7 @@ test_ipv6_udp_icmpv6(void **state)
 	n += put_ipv6(b + n, 3, 58);
 	n += put_icmp(b + n, 128, 0);
 	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_L4_TRUNCATED, .ethertype = 0x86dd, .l3 = SP_L3_IPV6,
-		     .l4 = SP_L4_ICMPV6, .ip_proto = 58, .l3_off = 14, .l4_off = 54,
-		     .l3_end = 57);
+		     .l4 = SP_L4_ICMPV6, .ip_proto = 58, .l3_off = 14, .l4_off = 54, .l3_end = 57);
 }
 
 static void
@@ -893,8 +889,8 @@ test_ipv6_fragments(void **state)
 	n += put_tcp(b + n, 1000, 2000, 5, 0x02);
 	n += put_payload(b + n, 4);
 	PARSE_EXPECT(b, n, .ethertype = 0x86dd, .l3 = SP_L3_IPV6, .l4 = SP_L4_TCP, .ip_proto = 6,
-		     .is_fragment = 1, .l3_off = 14, .l4_off = 70, .payload_off = 90,
-		     .l3_end = 94, .sport = 1000, .dport = 2000, .tcp_flags = 0x02);
+		     .is_fragment = 1, .l3_off = 14, .l4_off = 70, .payload_off = 90, .l3_end = 94,
+		     .sport = 1000, .dport = 2000, .tcp_flags = 0x02);
 
 	/* same, non-first fragment (offset 185 units): no L4, no error */
 	n = put_eth(b, 0x86dd);
@@ -911,16 +907,15 @@ test_ipv6_fragments(void **state)
 	n += put_frag6(b + n, 17, 0, 0);
 	n += put_udp(b + n, 9, 10, 8);
 	PARSE_EXPECT(b, n, .ethertype = 0x86dd, .l3 = SP_L3_IPV6, .l4 = SP_L4_UDP, .ip_proto = 17,
-		     .is_fragment = 1, .l3_off = 14, .l4_off = 62, .payload_off = 70,
-		     .l3_end = 70, .sport = 9, .dport = 10);
+		     .is_fragment = 1, .l3_off = 14, .l4_off = 62, .payload_off = 70, .l3_end = 70,
+		     .sport = 9, .dport = 10);
 
 	/* fragment header cut short (payload length 6) */
 	n = put_eth(b, 0x86dd);
 	n += put_ipv6(b + n, 6, 44);
 	n += put_frag6(b + n, 17, 0, 1);
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_TRUNCATED, .ethertype = 0x86dd,
-		     .l3 = SP_L3_IPV6, .ip_proto = 44, .is_fragment = 0, .l3_off = 14,
-		     .l3_end = 60);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_TRUNCATED, .ethertype = 0x86dd, .l3 = SP_L3_IPV6,
+		     .ip_proto = 44, .is_fragment = 0, .l3_off = 14, .l3_end = 60);
 }
 
 static void
@@ -973,8 +968,8 @@ test_ipv6_ext_chain(void **state)
 	for (i = 0; i < SP_PKT_MAX_IPV6_EXT + 1; i++)
 		n += put_ext(b + n, i < SP_PKT_MAX_IPV6_EXT ? 60 : 17, 0);
 	n += put_udp(b + n, 1, 2, 8);
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_BAD_HEADER, .ethertype = 0x86dd,
-		     .l3 = SP_L3_IPV6, .ip_proto = 60, .l3_off = 14, .l3_end = 54 + 80);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_BAD_HEADER, .ethertype = 0x86dd, .l3 = SP_L3_IPV6,
+		     .ip_proto = 60, .l3_off = 14, .l3_end = 54 + 80);
 
 	/* routing header length beyond l3_end, frame long enough (padding): truncated */
 	n = put_eth(b, 0x86dd);
@@ -988,15 +983,15 @@ test_ipv6_ext_chain(void **state)
 	n = put_eth(b, 0x86dd);
 	n += put_ipv6(b + n, 12, 51);
 	n += put_ah(b + n, 6, 2); /* 16 bytes, 12 in the packet */
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_TRUNCATED, .ethertype = 0x86dd,
-		     .l3 = SP_L3_IPV6, .ip_proto = 51, .l3_off = 14, .l3_end = 66);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_TRUNCATED, .ethertype = 0x86dd, .l3 = SP_L3_IPV6,
+		     .ip_proto = 51, .l3_off = 14, .l3_end = 66);
 
 	/* an extension header announced but no byte of it (payload empty except 1 byte) */
 	n = put_eth(b, 0x86dd);
 	n += put_ipv6(b + n, 1, 0);
 	b[n++] = 6;
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_TRUNCATED, .ethertype = 0x86dd,
-		     .l3 = SP_L3_IPV6, .ip_proto = 0, .l3_off = 14, .l3_end = 55);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_TRUNCATED, .ethertype = 0x86dd, .l3 = SP_L3_IPV6,
+		     .ip_proto = 0, .l3_off = 14, .l3_end = 55);
 
 	/* TCP right after an extension header, but nothing left in the packet */
 	n = put_eth(b, 0x86dd);
@@ -1018,19 +1013,19 @@ test_ipv6_bad_headers(void **state)
 	n += put_ipv6(b + n, 8, 17);
 	n += put_udp(b + n, 1, 2, 8);
 	b[14] = 0x45;
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_BAD_HEADER, .ethertype = 0x86dd,
-		     .l3 = SP_L3_IPV6, .l3_off = 14);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_BAD_HEADER, .ethertype = 0x86dd, .l3 = SP_L3_IPV6,
+		     .l3_off = 14);
 
 	/* payload length 0 (jumbogram) */
 	b[14] = 0x60;
 	put16(b + 18, 0);
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_BAD_HEADER, .ethertype = 0x86dd,
-		     .l3 = SP_L3_IPV6, .l3_off = 14);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_BAD_HEADER, .ethertype = 0x86dd, .l3 = SP_L3_IPV6,
+		     .l3_off = 14);
 
 	/* payload length one beyond the frame */
 	put16(b + 18, 9);
-	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_TRUNCATED, .ethertype = 0x86dd,
-		     .l3 = SP_L3_IPV6, .l3_off = 14);
+	PARSE_EXPECT(b, n, .err = SP_PKT_ERR_IPV6_TRUNCATED, .ethertype = 0x86dd, .l3 = SP_L3_IPV6,
+		     .l3_off = 14);
 
 	/* IPv6 fixed header cut at 39 bytes */
 	PARSE_EXPECT(b, 14 + 39, .err = SP_PKT_ERR_IPV6_TRUNCATED, .ethertype = 0x86dd,
@@ -1078,8 +1073,9 @@ fuzz_shape(uint8_t *b, size_t len, uint64_t *s)
 		size_t avail = len - off;
 
 		b[off] = (uint8_t)(0x40 | (5 + xorshift64(s) % 4));
-		put16(b + off + 2, (uint16_t)(xorshift64(s) % 4 ? avail - xorshift64(s) % 32 %
-					      (avail + 1) : xorshift64(s)));
+		put16(b + off + 2,
+		      (uint16_t)(xorshift64(s) % 4 ? avail - xorshift64(s) % 32 % (avail + 1)
+						   : xorshift64(s)));
 		if (xorshift64(s) % 2)
 			put16(b + off + 6, 0);
 		b[off + 9] = protos[xorshift64(s) % (sizeof(protos) / sizeof(protos[0]))];
@@ -1087,8 +1083,9 @@ fuzz_shape(uint8_t *b, size_t len, uint64_t *s)
 		size_t avail = len - off - 40;
 
 		b[off] = (uint8_t)(0x60 | (b[off] & 0x0f));
-		put16(b + off + 4, (uint16_t)(xorshift64(s) % 4 ? avail - xorshift64(s) % 32 %
-					      (avail + 1) : xorshift64(s)));
+		put16(b + off + 4,
+		      (uint16_t)(xorshift64(s) % 4 ? avail - xorshift64(s) % 32 % (avail + 1)
+						   : xorshift64(s)));
 		b[off + 6] = protos[xorshift64(s) % (sizeof(protos) / sizeof(protos[0]))];
 		/* keep extension header lengths small and next headers plausible */
 		for (i = off + 40; i + 1 < len; i += 8) {
