@@ -115,6 +115,11 @@ handle_stats(struct sp_api *api, struct evhttp_request *req)
 		json_object_set_new(po, "device", json_string(p->conf->device));
 		rte_ether_format_addr(buf, sizeof(buf), &p->hw_addr);
 		json_object_set_new(po, "hw_mac", json_string(buf));
+		if (p->conf->has_mac) {
+			rte_ether_format_addr(buf, sizeof(buf),
+					      (const struct rte_ether_addr *)p->conf->mac);
+			json_object_set_new(po, "vm_mac", json_string(buf));
+		}
 		for (j = 0; j < sp_stats_n_port_scalars; j++)
 			json_object_set_new(po, sp_stats_port_scalars[j].name,
 					    json_integer((json_int_t)sp_stats_u64(
@@ -297,7 +302,8 @@ sp_api_create(struct sp_ctl *ctl, const char *listen, struct sp_api **out, char 
 	evhttp_set_timeout(api->http, 30);
 	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						      EVHTTP_REQ_PATCH);
+						      EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS |
+						      EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
 	evhttp_set_gencb(api->http, dispatch, api);
 	if (evhttp_bind_socket(api->http, host, (uint16_t)atoi(colon + 1)) != 0) {
 		snprintf(err, errlen, "config: [api] listen: cannot listen on %s: %s", listen,

@@ -132,7 +132,8 @@ sp_config_load(const char *path, struct sp_conf *cfg, char *err, size_t errlen)
 	{
 		struct rte_cfgfile_parameters params = {.comment_character = '#'};
 
-		cf = rte_cfgfile_load_with_params(path, 0, &params);
+		/* "key =" is a value: the empty string (e.g. mac = : learn) */
+		cf = rte_cfgfile_load_with_params(path, CFG_FLAG_EMPTY_VALUES, &params);
 	}
 	if (cf == NULL) {
 		snprintf(err, errlen,

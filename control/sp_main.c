@@ -49,7 +49,7 @@ build_eal_args(const struct sp_conf *cfg, struct sp_eal_args *a, char *err, size
 {
 	static const char *const reserved[] = {
 		"-l",	  "-c", "--lcores",  "--main-lcore", "--file-prefix",
-		"--vdev", "-m", "--no-huge", "--no-pci"};
+		"--vdev", "-m", "--no-huge", "--no-pci",     "--no-telemetry"};
 	char tmp[SP_CONF_STR_LEN], *tok, *save = NULL;
 	unsigned int i, j;
 	int rc = 0;
@@ -98,13 +98,14 @@ build_eal_args(const struct sp_conf *cfg, struct sp_eal_args *a, char *err, size
 		for (j = 0; j < RTE_DIM(reserved); j++) {
 			size_t n = strlen(reserved[j]);
 
+			/* "-l1" is "-l 1": a short option takes its value attached */
 			if (strncmp(tok, reserved[j], n) == 0 &&
-			    (tok[n] == '\0' || tok[n] == '=')) {
+			    (tok[n] == '\0' || tok[n] == '=' || n == 2)) {
 				snprintf(
 					err, errlen,
 					"config: [eal] extra_args: %s is set by shortpathd from "
 					"other keys ([lcores], [eal] file_prefix/memory_mb/no_huge/"
-					"no_pci, [port.NAME] device)",
+					"no_pci/telemetry, [port.NAME] device)",
 					reserved[j]);
 				return -EINVAL;
 			}

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -31,6 +32,7 @@ struct sp_redis {
 	struct event *heartbeat_timer;
 	unsigned int attempt;  /* consecutive failures, for the backoff */
 	unsigned int inflight; /* commands awaiting a reply */
+	long started;	       /* wall-clock start of the daemon (for the instance hash) */
 	bool stopping;
 	struct sp_redis_info info; /* state is read by other threads: atomics */
 };
@@ -127,11 +129,13 @@ on_heartbeat_reply(redisAsyncContext *ac, void *reply, void *priv)
 static void
 heartbeat(struct sp_redis *r)
 {
+	struct timespec ts;
 	char alive[32];
 
 	if (__atomic_load_n(&r->info.state, __ATOMIC_ACQUIRE) != SP_REDIS_UP || r->inflight > 0)
 		return;
-	snprintf(alive, sizeof(alive), "%" PRIu64, sp_ctl_now_ms());
+	clock_gettime(CLOCK_REALTIME, &ts); /* wall-clock ms: readable by other hosts */
+	snprintf(alive, sizeof(alive), "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 	(void)send_command(r, on_heartbeat_reply, "SET sp:node:{%s}:alive %s PX %" PRId64,
 			   r->instance, alive, r->cfg->redis_heartbeat_ms * 3);
 }
@@ -180,7 +184,7 @@ handshake(struct sp_redis *r)
 	set_state(r, SP_REDIS_HANDSHAKE);
 	gethostname(host, sizeof(host) - 1);
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	snprintf(started, sizeof(started), "%ld", (long)time(NULL));
+	snprintf(started, sizeof(started), "%ld", r->started);
 	if (r->cfg->redis_password[0] != '\0')
 		(void)send_command(r, on_handshake_reply, "AUTH %s", r->cfg->redis_password);
 	if (r->cfg->redis_db != 0)
@@ -280,6 +284,8 @@ schedule_reconnect(struct sp_redis *r, const char *why, bool timeout)
 	if (delay > r->cfg->redis_reconnect_max_ms)
 		delay = r->cfg->redis_reconnect_max_ms;
 	delay = delay / 2 + (int64_t)(rte_rand() % (uint64_t)(delay / 2 + 1)); /* jitter */
+	if (delay < r->cfg->redis_reconnect_min_ms)
+		delay = r->cfg->redis_reconnect_min_ms;
 	if (r->attempt == 0 || r->attempt % 20 == 0)
 		SP_LOG(WARNING, "redis: %s unavailable (%s); retrying in %" PRId64 " ms",
 		       r->cfg->redis_address, r->info.last_error, delay);
@@ -322,6 +328,7 @@ sp_redis_create(struct event_base *base, const struct sp_conf *cfg, const char *
 		return -ENOMEM;
 	r->base = base;
 	r->cfg = cfg;
+	r->started = (long)time(NULL);
 	snprintf(r->instance, sizeof(r->instance), "%s", instance);
 	r->reconnect_timer = evtimer_new(base, on_reconnect_timer, r);
 	r->connect_timer = evtimer_new(base, on_connect_timeout, r);

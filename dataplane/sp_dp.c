@@ -77,6 +77,7 @@ sp_dp_create(const struct sp_conf *cfg, struct sp_dp **out, char *err, size_t er
 	dp->burst = (uint16_t)cfg->burst;
 	dp->n_workers = cfg->n_workers;
 	dp->learn_refresh_tsc = rte_get_tsc_hz() * (uint64_t)cfg->mac_age_s / 3;
+	dp->learn_grace_tsc = rte_get_tsc_hz() / 10; /* 100 ms >> the punt poll period */
 
 	dp->pool = rte_pktmbuf_pool_create("sp_pkt", (unsigned int)cfg->mbufs,
 					   (unsigned int)cfg->mbuf_cache, 0,

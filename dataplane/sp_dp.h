@@ -56,9 +56,10 @@ struct sp_txbuf {
 };
 
 struct sp_learn_slot {
-	uint64_t mac;	   /* 48-bit MAC + 1 (0 = empty slot) */
-	uint64_t tsc;	   /* when last punted */
-	uint16_t port_idx; /* the VM port it was seen on */
+	uint64_t mac;	    /* 48-bit MAC + 1 (0 = empty slot) */
+	uint64_t tsc;	    /* when last punted */
+	uint64_t first_tsc; /* when first punted for this (mac, port) */
+	uint16_t port_idx;  /* the VM port it was seen on */
 };
 
 struct sp_dp;
@@ -115,7 +116,8 @@ struct sp_dp {
 	struct rte_ring *punt; /* MP/SC, struct sp_punt_msg elements */
 	struct rte_rcu_qsbr *qsbr;
 	uint16_t burst;
-	uint64_t learn_refresh_tsc;
+	uint64_t learn_refresh_tsc; /* re-punt a known MAC this often (keeps it from aging) */
+	uint64_t learn_grace_tsc;   /* a just-punted MAC is served locally this long */
 	unsigned int n_workers;
 	struct sp_worker *workers[SP_CONF_MAX_WORKERS];
 	bool running;  /* workers launched */

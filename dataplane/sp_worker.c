@@ -97,6 +97,8 @@ classify(struct sp_worker *w, struct rte_mbuf *m)
 	}
 	if (m->nb_segs > 1)
 		SP_CNT_ADD(cls[SP_CLASS_SCATTERED], 1);
+	if (rte_is_multicast_ether_addr(&rte_pktmbuf_mtod(m, struct rte_ether_hdr *)->dst_addr))
+		SP_CNT_ADD(cls[SP_CLASS_MULTICAST], 1);
 	return 0;
 }
 
@@ -137,6 +139,8 @@ learn(struct sp_worker *w, uint16_t port_idx, const struct rte_ether_addr *src, 
 		return;
 	}
 	SP_CNT_ADD(w->stats.events[SP_EVENT_LEARN_PUNTED], 1);
+	if (s->mac != key || s->port_idx != port_idx)
+		s->first_tsc = now;
 	s->mac = key;
 	s->port_idx = port_idx;
 	s->tsc = now;
@@ -195,14 +199,20 @@ flood(struct sp_worker *w, struct rte_mbuf *m)
 		tx_enqueue(w, dp->vm_idx[i], m);
 }
 
-/* Unicast the table does not know yet: this worker may have just seen it (learn pending). */
+/*
+ * Unicast the table does not know: if this worker punted that MAC moments ago (the learn is
+ * in flight), deliver to that port. Only within the grace period, so a MAC the control thread
+ * refused (learn limit, conflict) or aged out is not served from here.
+ */
 static inline int
-local_learned_port(struct sp_worker *w, const struct rte_ether_addr *dst)
+local_learned_port(struct sp_worker *w, const struct rte_ether_addr *dst, uint64_t now)
 {
 	uint64_t key = mac_u64(dst);
 	struct sp_learn_slot *s = learn_slot(w, key);
 
-	return s->mac == key ? s->port_idx : -1;
+	if (s->mac == key && now - s->first_tsc < w->dp->learn_grace_tsc)
+		return s->port_idx;
+	return -1;
 }
 
 /* Send a batch of uplink unicast frames to the VM ports their destination MACs belong to. */
@@ -210,7 +220,7 @@ static void
 uplink_unicast(struct sp_worker *w, const void **keys, struct rte_mbuf **uc, uint16_t k)
 {
 	void *data[RTE_HASH_LOOKUP_BULK_MAX];
-	uint64_t hits = 0;
+	uint64_t hits = 0, now = rte_rdtsc();
 	uint16_t j;
 	int local;
 
@@ -220,7 +230,7 @@ uplink_unicast(struct sp_worker *w, const void **keys, struct rte_mbuf **uc, uin
 			tx_enqueue(w, (uint16_t)(uintptr_t)data[j], uc[j]);
 			continue;
 		}
-		local = local_learned_port(w, keys[j]);
+		local = local_learned_port(w, keys[j], now);
 		if (local >= 0)
 			tx_enqueue(w, (uint16_t)local, uc[j]);
 		else
@@ -248,7 +258,6 @@ from_uplink(struct sp_worker *w, struct rte_mbuf **pkts, uint16_t n)
 		}
 		eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 		if (rte_is_multicast_ether_addr(&eth->dst_addr)) {
-			SP_CNT_ADD(w->stats.classes[SP_CLASS_MULTICAST], 1);
 			if (k > 0) { /* keep per-port order: earlier unicast goes first */
 				uplink_unicast(w, keys, uc, k);
 				k = 0;

@@ -67,13 +67,14 @@ const struct sp_conf_key sp_conf_keys[] = {
 	 CFG(redis_command_timeout_ms), 0,
 	 "a command unanswered this long drops the connection (then reconnect)"},
 	{"redis", "heartbeat_ms", SP_CONF_INT, "1000", 100, 60000, NULL, false,
-	 CFG(redis_heartbeat_ms), 0, "PING and instance-key refresh period"},
+	 CFG(redis_heartbeat_ms), 0,
+	 "refresh sp:node:{host}:alive (TTL 3x); an unanswered one drops the connection"},
 	{"redis", "reconnect_min_ms", SP_CONF_INT, "100", 10, 60000, NULL, false,
 	 CFG(redis_reconnect_min_ms), 0, "first reconnect delay; doubles per failure, with jitter"},
 	{"redis", "reconnect_max_ms", SP_CONF_INT, "5000", 10, 600000, NULL, false,
 	 CFG(redis_reconnect_max_ms), 0, "cap of the reconnect delay"},
 	{"api", "listen", SP_CONF_HOSTPORT, "127.0.0.1:9180", NOLIM, NULL, false, CFG(api_listen),
-	 0, "management HTTP API (/v1/..., /metrics): address:port on a kernel socket"},
+	 0, "management HTTP API (/v1/..., /metrics): address:port (IPv4 or [IPv6])"},
 	{"dataplane", "burst", SP_CONF_INT, "32", 1, 512, NULL, false, CFG(burst), 0,
 	 "packets per rx burst"},
 	{"dataplane", "mbufs", SP_CONF_INT, "16383", 1023, 16777215, NULL, false, CFG(mbufs), 0,
@@ -133,7 +134,7 @@ parse_int(const char *v, int64_t *out)
 	if (*v == '\0')
 		return -EINVAL;
 	errno = 0;
-	x = strtoll(v, &end, 0);
+	x = strtoll(v, &end, 10); /* decimal only: 0100 is one hundred, not octal */
 	if (errno != 0 || *end != '\0')
 		return -EINVAL;
 	*out = x;
@@ -182,18 +183,29 @@ parse_enum(const char *choices, const char *v, int64_t *out)
 }
 
 static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Exactly aa:bb:cc:dd:ee:ff (hex digits, either case). */
+static int
 parse_mac(const char *v, uint8_t mac[6])
 {
-	unsigned int b[6];
-	char tail;
-	int i;
+	int i, hi, lo;
 
-	if (sscanf(v, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		   &tail) != 6 ||
-	    strlen(v) != 17)
+	if (strlen(v) != 17)
 		return -EINVAL;
-	for (i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
+	for (i = 0; i < 6; i++) {
+		hi = hexval(v[i * 3]);
+		lo = hexval(v[i * 3 + 1]);
+		if (hi < 0 || lo < 0 || (i < 5 && v[i * 3 + 2] != ':'))
+			return -EINVAL;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+	}
 	return 0;
 }
 
@@ -467,7 +479,10 @@ sp_conf_finish(struct sp_conf *cfg, char *err, size_t errlen)
 					"own tx queue",
 					p->queues, cfg->n_workers);
 		if (p->role == SP_PORT_ROLE_UPLINK) {
-			n_uplink++;
+			if (n_uplink++ > 0)
+				return conf_err(err, errlen, section, "role",
+						"a second uplink port: exactly one uplink port is "
+						"needed");
 			if (p->has_mac)
 				return conf_err(err, errlen, section, "mac",
 						"only vm ports take a MAC");
@@ -489,6 +504,9 @@ sp_conf_finish(struct sp_conf *cfg, char *err, size_t errlen)
 				"exactly one uplink port is needed, found %u", n_uplink);
 	if (n_vm == 0)
 		return conf_err(err, errlen, "port.*", "role", "at least one vm port is needed");
+	if (strncmp(cfg->api_listen, "unix:", 5) == 0)
+		return conf_err(err, errlen, "api", "listen",
+				"'%s': the API listens on address:port only", cfg->api_listen);
 	if (cfg->redis_reconnect_max_ms < cfg->redis_reconnect_min_ms)
 		return conf_err(err, errlen, "redis", "reconnect_max_ms",
 				"smaller than reconnect_min_ms");

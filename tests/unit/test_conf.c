@@ -128,7 +128,15 @@ test_errors_name_section_and_key(void **state)
 	expect_error(GOOD_PORTS "[port.vm1]\ndevice = net_null2\n",
 		     "config: [port.vm1] role: required");
 	expect_error(GOOD_PORTS "[port.up2]\ndevice = net_null2\nrole = uplink\n",
-		     "config: [port.*] role: exactly one uplink port is needed, found 2");
+		     "config: [port.up2] role: a second uplink port");
+	expect_error(GOOD_PORTS
+		     "[port.vm1]\ndevice = net_null2\nrole = vm\nmac = +2:00:00:00:00:01\n",
+		     "config: [port.vm1] mac: '+2:00:00:00:00:01' is not a MAC address");
+	expect_error("[api]\nlisten = unix:/run/api.sock\n" GOOD_PORTS,
+		     "config: [api] listen: 'unix:/run/api.sock': the API listens on address:port");
+	expect_error("[dataplane]\nburst = 0x10\n" GOOD_PORTS,
+		     "config: [dataplane] burst: '0x10' is not an integer");
+	expect_error("[lcores]\nworkers =\n" GOOD_PORTS, "config: [lcores] workers:");
 	expect_error("[port.vm0]\ndevice = net_null0\nrole = vm\n", "config: [port.*] role:");
 	expect_error("[port.up]\ndevice = net_null0\nrole = uplink\n",
 		     "config: [port.*] role: at least one vm port");
@@ -179,6 +187,14 @@ test_file_errors(void **state)
 	assert_int_equal(
 		load("# shortpath\n[dataplane]  # fast path\nburst = 16 # small\n" GOOD_PORTS), 0);
 	assert_int_equal(cfg.burst, 16);
+	/* an explicit empty value is the empty string: mac = means "learn" */
+	assert_int_equal(load("[port.vm0]\ndevice = net_null0\nrole = vm\nmac =\n"
+			      "[port.up]\ndevice = net_null1\nrole = uplink\n"),
+			 0);
+	assert_false(cfg.ports[0].has_mac);
+	/* decimal, leading zeros included */
+	assert_int_equal(load("[dataplane]\nburst = 0100\n" GOOD_PORTS), 0);
+	assert_int_equal(cfg.burst, 100);
 }
 
 static void
