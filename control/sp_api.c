@@ -306,7 +306,7 @@ sp_api_create(struct sp_ctl *ctl, const char *listen, struct sp_api **out, char 
 						      EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
 	evhttp_set_gencb(api->http, dispatch, api);
 	if (evhttp_bind_socket(api->http, host, (uint16_t)atoi(colon + 1)) != 0) {
-		snprintf(err, errlen, "config: [api] listen: cannot listen on %s: %s", listen,
+		snprintf(err, errlen, "api: cannot listen on %s ([api] listen): %s", listen,
 			 strerror(errno));
 		evhttp_free(api->http);
 		free(api);

@@ -221,8 +221,7 @@ main(int argc, char **argv)
 		       dp->n_workers, cfg.telemetry ? "on" : "off", cfg.api_listen);
 		rc = sp_ctl_run(&ctl);
 	} else {
-		fprintf(stderr, "%s\n", err);
-		SP_LOG(ERR, "%s", err);
+		fprintf(stderr, "%s\n", err); /* one plain line, like the config checks */
 	}
 	sp_telemetry_unregister();
 	sp_dp_destroy(dp); /* stops the workers first */

@@ -1,6 +1,7 @@
 """Shared helpers for shortpath's integration tests: run shortpathd, query telemetry and the API."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -143,7 +144,16 @@ class Daemon:
             raise RuntimeError("shortpathd did not stop on signal:\n" + self.read_log())
         self.log.close()
         self.proc = None
+        self._remove_runtime_dir()
         return rc, self.read_log()
+
+    def _remove_runtime_dir(self):
+        """EAL leaves config/fbarray files (MBs on tmpfs) in /var/run/dpdk/PREFIX after exit."""
+        for line in open(self.conf):
+            key, _, value = line.partition("=")
+            if key.strip() == "file_prefix":
+                shutil.rmtree(os.path.join(RUNTIME, value.split("#")[0].strip()),
+                              ignore_errors=True)
 
 
 def run_check(config_text):
