@@ -73,7 +73,7 @@ const struct sp_conf_key sp_conf_keys[] = {
 	 CFG(redis_reconnect_min_ms), 0, "first reconnect delay; doubles per failure, with jitter"},
 	{"redis", "reconnect_max_ms", SP_CONF_INT, "5000", 10, 600000, NULL, false,
 	 CFG(redis_reconnect_max_ms), 0, "cap of the reconnect delay"},
-	{"api", "listen", SP_CONF_HOSTPORT, "127.0.0.1:9180", NOLIM, NULL, false, CFG(api_listen),
+	{"api", "listen", SP_CONF_ADDRPORT, "127.0.0.1:9180", NOLIM, NULL, false, CFG(api_listen),
 	 0, "management HTTP API (/v1/..., /metrics): address:port (IPv4 or [IPv6])"},
 	{"dataplane", "burst", SP_CONF_INT, "32", 1, 512, NULL, false, CFG(burst), 0,
 	 "packets per rx burst"},
@@ -331,6 +331,12 @@ conf_store(const struct sp_conf_key *k, void *base, const char *section, const c
 					value);
 		memcpy((char *)base + k->has_offset, &bv, sizeof(bv));
 		return 0;
+	case SP_CONF_ADDRPORT:
+		if (strncmp(value, "unix:", 5) == 0)
+			return conf_err(err, errlen, section, k->key,
+					"'%s': address:port only (no unix socket)", value);
+		/* fall through */
+		__attribute__((fallthrough));
 	case SP_CONF_HOSTPORT:
 		if (parse_hostport(value, &why) != 0)
 			return conf_err(err, errlen, section, k->key, "'%s': %s", value, why);
@@ -504,9 +510,7 @@ sp_conf_finish(struct sp_conf *cfg, char *err, size_t errlen)
 				"exactly one uplink port is needed, found %u", n_uplink);
 	if (n_vm == 0)
 		return conf_err(err, errlen, "port.*", "role", "at least one vm port is needed");
-	if (strncmp(cfg->api_listen, "unix:", 5) == 0)
-		return conf_err(err, errlen, "api", "listen",
-				"'%s': the API listens on address:port only", cfg->api_listen);
+
 	if (cfg->redis_reconnect_max_ms < cfg->redis_reconnect_min_ms)
 		return conf_err(err, errlen, "redis", "reconnect_max_ms",
 				"smaller than reconnect_min_ms");
@@ -546,6 +550,8 @@ type_name(const struct sp_conf_key *k, char *buf, size_t len)
 		return "MAC address";
 	case SP_CONF_HOSTPORT:
 		return "host:port / unix:/path";
+	case SP_CONF_ADDRPORT:
+		return "address:port";
 	case SP_CONF_CPULIST:
 		return "lcore list";
 	}

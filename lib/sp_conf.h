@@ -78,6 +78,7 @@ enum sp_conf_type {
 	SP_CONF_ENUM,
 	SP_CONF_MAC,
 	SP_CONF_HOSTPORT, /* host:port, [v6]:port, or unix:/path */
+	SP_CONF_ADDRPORT, /* host:port or [v6]:port (no unix socket) */
 	SP_CONF_CPULIST,  /* "1", "1-3", "1,3-4" */
 };
 

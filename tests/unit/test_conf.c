@@ -133,7 +133,7 @@ test_errors_name_section_and_key(void **state)
 		     "[port.vm1]\ndevice = net_null2\nrole = vm\nmac = +2:00:00:00:00:01\n",
 		     "config: [port.vm1] mac: '+2:00:00:00:00:01' is not a MAC address");
 	expect_error("[api]\nlisten = unix:/run/api.sock\n" GOOD_PORTS,
-		     "config: [api] listen: 'unix:/run/api.sock': the API listens on address:port");
+		     "config: [api] listen: 'unix:/run/api.sock': address:port only");
 	expect_error("[dataplane]\nburst = 0x10\n" GOOD_PORTS,
 		     "config: [dataplane] burst: '0x10' is not an integer");
 	expect_error("[lcores]\nworkers =\n" GOOD_PORTS, "config: [lcores] workers:");
