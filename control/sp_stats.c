@@ -46,11 +46,14 @@ sp_stats_worker_read(const struct sp_worker *w, struct sp_worker_stats *out)
 {
 	const uint64_t *src = (const uint64_t *)&w->stats;
 	uint64_t *dst = (uint64_t *)out;
-	size_t i, n = offsetof(struct sp_worker_stats, events) / sizeof(uint64_t) + SP_EVENT_MAX;
+	size_t i, n = sizeof(*out) / sizeof(uint64_t);
 
 	memset(out, 0, sizeof(*out));
 	for (i = 0; i < n; i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	memset(out->classes, 0, sizeof(out->classes));
+	for (i = 0; i < SP_CLASS_HIST; i++)
+		sp_class_from_bucket((unsigned int)i, out->class_hist[i], out->classes);
 }
 
 void
@@ -58,7 +61,7 @@ sp_stats_total(const struct sp_dp *dp, struct sp_worker_stats *out)
 {
 	struct sp_worker_stats s;
 	uint64_t *dst = (uint64_t *)out, *src = (uint64_t *)&s;
-	size_t i, n = offsetof(struct sp_worker_stats, events) / sizeof(uint64_t) + SP_EVENT_MAX;
+	size_t i, n = sizeof(*out) / sizeof(uint64_t);
 	unsigned int w;
 
 	memset(out, 0, sizeof(*out));

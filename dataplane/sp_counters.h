@@ -2,6 +2,7 @@
 #ifndef SP_COUNTERS_H
 #define SP_COUNTERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <rte_common.h>
@@ -57,6 +58,22 @@ enum sp_event {
 };
 
 /*
+ * Per packet the worker makes one increment: the histogram bucket of its parse result
+ * (l3 | l4 << 3 | vlan << 6 | multicast << 7 | chained << 8). Readers derive classes[].
+ */
+#define SP_CLASS_HIST 512
+
+static inline unsigned int
+sp_class_bucket(unsigned int l3, unsigned int l4, bool vlan, bool mcast, bool chained)
+{
+	return (l3 & 7) | (l4 & 7) << 3 | (unsigned int)vlan << 6 | (unsigned int)mcast << 7 |
+	       (unsigned int)chained << 8;
+}
+
+/* Add one histogram bucket's count to the class counters it stands for. */
+void sp_class_from_bucket(unsigned int bucket, uint64_t count, uint64_t *classes);
+
+/*
  * One worker's counters. Written only by its worker (relaxed atomic stores), read by the
  * control and telemetry threads (relaxed atomic loads). One cache line apart per worker.
  */
@@ -70,8 +87,10 @@ struct sp_worker_stats {
 	uint64_t idle_cycles;
 	uint64_t drops[SP_DROP_MAX];
 	uint64_t parse[SP_PKT_ERR_MAX]; /* [0] ("none") unused */
-	uint64_t classes[SP_CLASS_MAX];
+	uint64_t
+		classes[SP_CLASS_MAX]; /* derived from class_hist by readers, never by the worker */
 	uint64_t events[SP_EVENT_MAX];
+	uint64_t class_hist[SP_CLASS_HIST];
 } __rte_cache_aligned;
 
 #define SP_CNT_ADD(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)

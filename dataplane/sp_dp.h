@@ -14,6 +14,13 @@
 #define SP_TXBUF_MAX 512
 #define SP_MAX_RXQ (SP_CONF_MAX_PORTS * 4)
 #define SP_LEARN_SLOTS 256 /* per-worker MAC sighting cache, power of two */
+#define SP_MAC_CACHE 256   /* per-worker exact-match cache of the MAC table, power of two */
+
+/* One entry of a worker's MAC cache: valid while the table's generation is unchanged. */
+struct sp_mac_cache_slot {
+	uint64_t mac; /* key as made by the worker (0 = empty) */
+	uint16_t port_idx;
+};
 
 struct rte_hash;
 struct rte_ring;
@@ -52,6 +59,7 @@ struct sp_rxq {
 
 struct sp_txbuf {
 	uint16_t n;
+	uint64_t bytes; /* of the n frames waiting */
 	struct rte_mbuf *pkts[SP_TXBUF_MAX];
 };
 
@@ -72,6 +80,8 @@ struct sp_worker {
 	uint16_t n_rxq;
 	struct sp_rxq rxq[SP_MAX_RXQ];
 	struct sp_learn_slot learn[SP_LEARN_SLOTS];
+	struct sp_mac_cache_slot mac_cache[SP_MAC_CACHE];
+	uint64_t mac_cache_gen;
 	struct sp_worker_stats stats;
 	struct sp_txbuf tx[SP_CONF_MAX_PORTS];
 } __rte_cache_aligned;
@@ -109,6 +119,7 @@ struct sp_dp {
 	uint16_t n_vm;
 	uint16_t vm_idx[SP_CONF_MAX_PORTS];
 	struct rte_hash *mac_table; /* rte_ether_addr → port index; written by control only */
+	uint64_t mac_gen;	    /* bumped (release) after every change of mac_table */
 	struct sp_mac_meta *mac_meta;
 	uint32_t mac_meta_len;
 	uint32_t mac_learned_per_port[SP_CONF_MAX_PORTS];

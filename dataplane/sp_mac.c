@@ -82,6 +82,13 @@ meta_of(struct sp_dp *dp, const struct rte_ether_addr *mac)
 	return &dp->mac_meta[pos];
 }
 
+/* Workers drop their cached copies of the table when this changes. */
+static void
+mac_changed(struct sp_dp *dp)
+{
+	__atomic_add_fetch(&dp->mac_gen, 1, __ATOMIC_RELEASE);
+}
+
 static int
 mac_insert(struct sp_dp *dp, const struct rte_ether_addr *mac, uint16_t port_idx, bool is_static,
 	   uint64_t now_ms)
@@ -99,6 +106,7 @@ mac_insert(struct sp_dp *dp, const struct rte_ether_addr *mac, uint16_t port_idx
 	m->is_static = is_static;
 	m->port_idx = port_idx;
 	m->last_seen_ms = now_ms;
+	mac_changed(dp);
 	return 0;
 }
 
@@ -139,6 +147,7 @@ sp_mac_learn(struct sp_dp *dp, const struct rte_ether_addr *mac, uint16_t port_i
 			return;
 		m->port_idx = port_idx;
 		m->last_seen_ms = now_ms;
+		mac_changed(dp);
 		dp->mac_learned_per_port[old]--;
 		dp->mac_learned_per_port[port_idx]++;
 		SP_CNT_ADD(dp->mac_events[SP_MAC_EV_MOVED], 1);
@@ -175,6 +184,7 @@ sp_mac_age(struct sp_dp *dp, uint64_t now_ms)
 			continue;
 		dp->mac_learned_per_port[m->port_idx]--;
 		m->used = false;
+		mac_changed(dp);
 		SP_CNT_ADD(dp->mac_events[SP_MAC_EV_AGED], 1);
 	}
 }

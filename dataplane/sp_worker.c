@@ -1,4 +1,6 @@
 /* The worker lcore loop: rx burst, classify, forward byte-identical, tx; counts every drop. */
+#include <string.h>
+
 #include <rte_branch_prediction.h>
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -9,6 +11,11 @@
 
 #include "sp_dp.h"
 #include "sp_log.h"
+
+/* Fate of one uplink frame, decided before any is sent so per-port order is kept. */
+#define SP_DST_FLOOD 0xfff0
+#define SP_DST_LOOKUP 0xfff1
+#define SP_DST_DROP 0xff00 /* + enum sp_drop */
 
 static inline void
 drop(struct sp_worker *w, struct rte_mbuf *m, enum sp_drop why)
@@ -21,22 +28,24 @@ static void
 tx_flush(struct sp_worker *w, uint16_t port_idx)
 {
 	struct sp_txbuf *tb = &w->tx[port_idx];
+	uint64_t bytes = tb->bytes;
 	uint16_t sent, i;
-	uint64_t bytes = 0;
 
 	if (tb->n == 0)
 		return;
 	sent = rte_eth_tx_burst(w->dp->ports[port_idx].port_id, (uint16_t)w->index, tb->pkts,
 				tb->n);
-	for (i = 0; i < sent; i++)
-		bytes += tb->pkts[i]->pkt_len;
-	SP_CNT_ADD(w->stats.tx_packets, sent);
-	SP_CNT_ADD(w->stats.tx_bytes, bytes);
 	if (unlikely(sent < tb->n)) {
+		/* the unsent ones are still ours: read their lengths, then free them */
+		for (i = sent; i < tb->n; i++)
+			bytes -= tb->pkts[i]->pkt_len;
 		SP_CNT_ADD(w->stats.drops[SP_DROP_TX_FULL], tb->n - sent);
 		rte_pktmbuf_free_bulk(&tb->pkts[sent], tb->n - sent);
 	}
+	SP_CNT_ADD(w->stats.tx_packets, sent);
+	SP_CNT_ADD(w->stats.tx_bytes, bytes);
 	tb->n = 0;
+	tb->bytes = 0;
 }
 
 static inline void
@@ -45,85 +54,56 @@ tx_enqueue(struct sp_worker *w, uint16_t port_idx, struct rte_mbuf *m)
 	struct sp_txbuf *tb = &w->tx[port_idx];
 
 	tb->pkts[tb->n++] = m;
+	tb->bytes += m->pkt_len;
 	if (unlikely(tb->n == SP_TXBUF_MAX))
 		tx_flush(w, port_idx);
 }
 
-/* Parse for classification and counting; the frame is never modified. -1 for a runt. */
+/*
+ * Parse for classification and counting (one histogram increment per frame); the frame is
+ * never modified. Returns -1 for a runt.
+ */
 static inline int
-classify(struct sp_worker *w, struct rte_mbuf *m)
+classify(struct sp_worker *w, struct rte_mbuf *m, const struct rte_ether_hdr *eth)
 {
 	struct sp_pkt_info pi;
-	uint64_t *cls = w->stats.classes;
 
-	sp_pkt_parse_partial(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m),
-			     rte_pktmbuf_pkt_len(m), &pi);
+	sp_pkt_parse_partial((const uint8_t *)eth, rte_pktmbuf_data_len(m), rte_pktmbuf_pkt_len(m),
+			     &pi);
 	if (unlikely(pi.err != SP_PKT_ERR_NONE)) {
 		SP_CNT_ADD(w->stats.parse[pi.err], 1);
 		if (pi.err == SP_PKT_ERR_RUNT)
 			return -1;
 	}
-	if (pi.n_vlan)
-		SP_CNT_ADD(cls[SP_CLASS_VLAN], 1);
-	switch (pi.l3) {
-	case SP_L3_ARP:
-		SP_CNT_ADD(cls[SP_CLASS_ARP], 1);
-		break;
-	case SP_L3_IPV4:
-		SP_CNT_ADD(cls[SP_CLASS_IPV4], 1);
-		break;
-	case SP_L3_IPV6:
-		SP_CNT_ADD(cls[SP_CLASS_IPV6], 1);
-		break;
-	case SP_L3_OTHER:
-		SP_CNT_ADD(cls[SP_CLASS_OTHER_L3], 1);
-		break;
-	default:
-		break;
-	}
-	switch (pi.l4) {
-	case SP_L4_TCP:
-		SP_CNT_ADD(cls[SP_CLASS_TCP], 1);
-		break;
-	case SP_L4_UDP:
-		SP_CNT_ADD(cls[SP_CLASS_UDP], 1);
-		break;
-	case SP_L4_ICMP:
-	case SP_L4_ICMPV6:
-		SP_CNT_ADD(cls[SP_CLASS_ICMP], 1);
-		break;
-	default:
-		break;
-	}
-	if (m->nb_segs > 1)
-		SP_CNT_ADD(cls[SP_CLASS_SCATTERED], 1);
-	if (rte_is_multicast_ether_addr(&rte_pktmbuf_mtod(m, struct rte_ether_hdr *)->dst_addr))
-		SP_CNT_ADD(cls[SP_CLASS_MULTICAST], 1);
+	SP_CNT_ADD(w->stats.class_hist[sp_class_bucket(pi.l3, pi.l4, pi.n_vlan != 0,
+						       rte_is_multicast_ether_addr(&eth->dst_addr),
+						       m->nb_segs > 1)],
+		   1);
 	return 0;
 }
 
+/* A MAC as a non-zero 64-bit key (the frame has >= 14 bytes, so 8-byte loads stay inside). */
 static inline uint64_t
-mac_u64(const struct rte_ether_addr *a)
+mac_key(const struct rte_ether_addr *a)
 {
-	const uint8_t *b = a->addr_bytes;
+	uint64_t v;
 
-	return ((uint64_t)b[0] << 40 | (uint64_t)b[1] << 32 | (uint64_t)b[2] << 24 |
-		(uint64_t)b[3] << 16 | (uint64_t)b[4] << 8 | b[5]) +
-	       1;
+	memcpy(&v, a, sizeof(v));
+	return (rte_le_to_cpu_64(v) & 0xffffffffffffULL) | 1ULL << 48;
 }
 
-static inline struct sp_learn_slot *
-learn_slot(struct sp_worker *w, uint64_t key)
+static inline unsigned int
+key_slot(uint64_t key, unsigned int slots)
 {
-	return &w->learn[(key * 0x9e3779b97f4a7c15ULL) >> 56 & (SP_LEARN_SLOTS - 1)];
+	return (unsigned int)((key * 0x9e3779b97f4a7c15ULL) >> 40) & (slots - 1);
 }
 
 /* Tell the control thread which VM port a source MAC lives on, at most once per refresh. */
 static inline void
-learn(struct sp_worker *w, uint16_t port_idx, const struct rte_ether_addr *src, uint64_t now)
+learn(struct sp_worker *w, uint16_t port_idx, const struct rte_ether_addr *src, uint64_t key,
+      uint64_t now)
 {
-	uint64_t key = mac_u64(src);
-	struct sp_learn_slot *s = learn_slot(w, key);
+	struct sp_learn_slot *s = &w->learn[key_slot(key, SP_LEARN_SLOTS)];
 	struct sp_punt_msg msg;
 
 	if (likely(s->mac == key && s->port_idx == port_idx &&
@@ -148,31 +128,36 @@ learn(struct sp_worker *w, uint16_t port_idx, const struct rte_ether_addr *src, 
 
 /* VM → uplink: everything with an Ethernet header and a unicast source goes up unchanged. */
 static void
-from_vm(struct sp_worker *w, const struct sp_rxq *q, struct rte_mbuf **pkts, uint16_t n)
+from_vm(struct sp_worker *w, const struct sp_rxq *q, struct rte_mbuf **pkts, uint16_t n,
+	uint64_t now)
 {
 	struct sp_dp *dp = w->dp;
-	uint64_t now = rte_rdtsc();
+	uint64_t key, last_src = 0, bytes = 0;
 	uint16_t i;
 
 	for (i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
-		struct rte_ether_hdr *eth;
+		struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
-		if (unlikely(classify(w, m) < 0)) {
+		bytes += m->pkt_len;
+		if (unlikely(classify(w, m, eth) < 0)) {
 			drop(w, m, SP_DROP_RUNT);
 			continue;
 		}
-		eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 		if (unlikely(!rte_is_valid_assigned_ether_addr(&eth->src_addr))) {
 			drop(w, m, SP_DROP_BAD_SRC_MAC);
 			continue;
 		}
-		if (dp->cfg->mac_learn_limit > 0)
-			learn(w, q->port_idx, &eth->src_addr, now);
+		key = mac_key(&eth->src_addr);
+		if (key != last_src && dp->cfg->mac_learn_limit > 0) {
+			learn(w, q->port_idx, &eth->src_addr, key, now);
+			last_src = key;
+		}
 		tx_enqueue(w, dp->uplink_idx, m);
 	}
+	SP_CNT_ADD(w->stats.rx_bytes, bytes);
 }
 
 /* Broadcast/multicast from the uplink: the same mbuf to every VM port (refcount per segment). */
@@ -204,76 +189,107 @@ flood(struct sp_worker *w, struct rte_mbuf *m)
  * in flight), deliver to that port. Only within the grace period, so a MAC the control thread
  * refused (learn limit, conflict) or aged out is not served from here.
  */
-static inline int
-local_learned_port(struct sp_worker *w, const struct rte_ether_addr *dst, uint64_t now)
+static inline uint16_t
+local_learned_port(struct sp_worker *w, uint64_t key, uint64_t now)
 {
-	uint64_t key = mac_u64(dst);
-	struct sp_learn_slot *s = learn_slot(w, key);
+	struct sp_learn_slot *s = &w->learn[key_slot(key, SP_LEARN_SLOTS)];
 
 	if (s->mac == key && now - s->first_tsc < w->dp->learn_grace_tsc)
 		return s->port_idx;
-	return -1;
+	return SP_DST_DROP + SP_DROP_UNKNOWN_DST;
 }
 
-/* Send a batch of uplink unicast frames to the VM ports their destination MACs belong to. */
+/* Resolve a batch of cache misses with one bulk lookup in the shared table; fill the cache. */
 static void
-uplink_unicast(struct sp_worker *w, const void **keys, struct rte_mbuf **uc, uint16_t k)
+resolve_batch(struct sp_worker *w, struct rte_mbuf **pkts, const uint16_t *idx, uint16_t k,
+	      uint16_t *dst, uint64_t now)
 {
+	const void *keys[RTE_HASH_LOOKUP_BULK_MAX];
 	void *data[RTE_HASH_LOOKUP_BULK_MAX];
-	uint64_t hits = 0, now = rte_rdtsc();
+	uint64_t hits = 0, key;
 	uint16_t j;
-	int local;
 
+	for (j = 0; j < k; j++)
+		keys[j] = &rte_pktmbuf_mtod(pkts[idx[j]], struct rte_ether_hdr *)->dst_addr;
 	rte_hash_lookup_bulk_data(w->dp->mac_table, keys, k, &hits, data);
 	for (j = 0; j < k; j++) {
+		key = mac_key(keys[j]);
 		if (hits & (1ULL << j)) {
-			tx_enqueue(w, (uint16_t)(uintptr_t)data[j], uc[j]);
-			continue;
+			struct sp_mac_cache_slot *c = &w->mac_cache[key_slot(key, SP_MAC_CACHE)];
+
+			c->mac = key;
+			c->port_idx = (uint16_t)(uintptr_t)data[j];
+			dst[idx[j]] = c->port_idx;
+		} else {
+			dst[idx[j]] = local_learned_port(w, key, now);
 		}
-		local = local_learned_port(w, keys[j], now);
-		if (local >= 0)
-			tx_enqueue(w, (uint16_t)local, uc[j]);
-		else
-			drop(w, uc[j], SP_DROP_UNKNOWN_DST);
 	}
 }
 
-/* Uplink → VM: unicast by the MAC table (bulk lookup), multicast flooded to every VM port. */
-static void
-from_uplink(struct sp_worker *w, struct rte_mbuf **pkts, uint16_t n)
+/* The control thread changed the MAC table: forget everything cached from it. */
+static inline void
+mac_cache_sync(struct sp_worker *w)
 {
-	const void *keys[RTE_HASH_LOOKUP_BULK_MAX];
-	struct rte_mbuf *uc[RTE_HASH_LOOKUP_BULK_MAX];
-	uint16_t i, k = 0;
+	uint64_t gen = __atomic_load_n(&w->dp->mac_gen, __ATOMIC_ACQUIRE);
 
+	if (unlikely(gen != w->mac_cache_gen)) {
+		memset(w->mac_cache, 0, sizeof(w->mac_cache));
+		w->mac_cache_gen = gen;
+	}
+}
+
+/*
+ * Uplink → VM: unicast by MAC (the worker's exact-match cache, then a bulk lookup in the
+ * shared table for the misses), multicast flooded to every VM port; then sent in arrival order.
+ */
+static void
+from_uplink(struct sp_worker *w, struct rte_mbuf **pkts, uint16_t n, uint64_t now)
+{
+	uint16_t dst[SP_TXBUF_MAX], miss[RTE_HASH_LOOKUP_BULK_MAX];
+	uint16_t i, k = 0;
+	uint64_t key, bytes = 0;
+
+	mac_cache_sync(w);
 	for (i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
-		struct rte_ether_hdr *eth;
+		struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+		const struct sp_mac_cache_slot *c;
 
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
-		if (unlikely(classify(w, m) < 0)) {
-			drop(w, m, SP_DROP_RUNT);
+		bytes += m->pkt_len;
+		if (unlikely(classify(w, m, eth) < 0)) {
+			dst[i] = SP_DST_DROP + SP_DROP_RUNT;
 			continue;
 		}
-		eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 		if (rte_is_multicast_ether_addr(&eth->dst_addr)) {
-			if (k > 0) { /* keep per-port order: earlier unicast goes first */
-				uplink_unicast(w, keys, uc, k);
-				k = 0;
-			}
-			flood(w, m);
+			dst[i] = SP_DST_FLOOD;
 			continue;
 		}
-		keys[k] = &eth->dst_addr;
-		uc[k++] = m;
+		key = mac_key(&eth->dst_addr);
+		c = &w->mac_cache[key_slot(key, SP_MAC_CACHE)];
+		if (likely(c->mac == key)) {
+			dst[i] = c->port_idx;
+			continue;
+		}
+		dst[i] = SP_DST_LOOKUP;
+		miss[k++] = i;
 		if (k == RTE_HASH_LOOKUP_BULK_MAX) {
-			uplink_unicast(w, keys, uc, k);
+			resolve_batch(w, pkts, miss, k, dst, now);
 			k = 0;
 		}
 	}
 	if (k > 0)
-		uplink_unicast(w, keys, uc, k);
+		resolve_batch(w, pkts, miss, k, dst, now);
+	SP_CNT_ADD(w->stats.rx_bytes, bytes);
+	for (i = 0; i < n; i++) {
+		if (likely(dst[i] < SP_CONF_MAX_PORTS))
+			tx_enqueue(w, dst[i], pkts[i]);
+		else if (dst[i] == SP_DST_FLOOD)
+			flood(w, pkts[i]);
+		else
+			drop(w, pkts[i], (enum sp_drop)(dst[i] - SP_DST_DROP));
+	}
 }
 
 int
@@ -282,8 +298,8 @@ sp_worker_main(void *arg)
 	struct sp_worker *w = arg;
 	struct sp_dp *dp = w->dp;
 	struct rte_mbuf *pkts[SP_TXBUF_MAX];
-	uint64_t t0, t1, rx, bytes;
-	uint16_t qi, n, i, p;
+	uint64_t t0, t1, rx;
+	uint16_t qi, n, p;
 
 	rte_rcu_qsbr_thread_register(dp->qsbr, w->index);
 	rte_rcu_qsbr_thread_online(dp->qsbr, w->index);
@@ -291,7 +307,6 @@ sp_worker_main(void *arg)
 	t0 = rte_rdtsc();
 	while (!__atomic_load_n(&dp->stop, __ATOMIC_ACQUIRE)) {
 		rx = 0;
-		bytes = 0;
 		for (qi = 0; qi < w->n_rxq; qi++) {
 			const struct sp_rxq *q = &w->rxq[qi];
 
@@ -299,12 +314,10 @@ sp_worker_main(void *arg)
 			if (n == 0)
 				continue;
 			rx += n;
-			for (i = 0; i < n; i++)
-				bytes += pkts[i]->pkt_len;
 			if (q->role == SP_PORT_ROLE_VM)
-				from_vm(w, q, pkts, n);
+				from_vm(w, q, pkts, n, t0);
 			else
-				from_uplink(w, pkts, n);
+				from_uplink(w, pkts, n, t0);
 		}
 		for (p = 0; p < dp->n_ports; p++)
 			tx_flush(w, p);
@@ -312,7 +325,6 @@ sp_worker_main(void *arg)
 		t1 = rte_rdtsc();
 		if (rx) {
 			SP_CNT_ADD(w->stats.rx_packets, rx);
-			SP_CNT_ADD(w->stats.rx_bytes, bytes);
 			SP_CNT_ADD(w->stats.busy_cycles, t1 - t0);
 		} else {
 			SP_CNT_ADD(w->stats.idle_cycles, t1 - t0);
