@@ -73,6 +73,7 @@ redis_json(const struct sp_ctl *ctl)
 	struct sp_redis_info ri;
 
 	sp_redis_info(ctl->redis, &ri);
+	sp_redis_last_error(ctl->redis, ri.last_error, sizeof(ri.last_error));
 	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:s}", "state", sp_redis_state_name(ri.state),
 			 "address", ctl->cfg->redis_address, "connects", (json_int_t)ri.connects,
 			 "failures", (json_int_t)ri.failures, "timeouts", (json_int_t)ri.timeouts,
@@ -108,8 +109,7 @@ handle_stats(struct sp_api *api, struct evhttp_request *req)
 		const struct sp_port *p = &dp->ports[i];
 		json_t *po = json_object();
 
-		memset(&es, 0, sizeof(es));
-		rte_eth_stats_get(p->port_id, &es);
+		sp_stats_port_read(p->port_id, &es);
 		json_object_set_new(po, "role", json_string(sp_port_role_name(p->role)));
 		json_object_set_new(po, "port_id", json_integer(p->port_id));
 		json_object_set_new(po, "device", json_string(p->conf->device));
@@ -171,10 +171,8 @@ handle_metrics(struct sp_api *api, struct evhttp_request *req)
 
 	for (w = 0; w < dp->n_workers; w++)
 		sp_stats_worker_read(dp->workers[w], &ws[w]);
-	for (i = 0; i < dp->n_ports; i++) {
-		memset(&es[i], 0, sizeof(es[i]));
-		rte_eth_stats_get(dp->ports[i].port_id, &es[i]);
-	}
+	for (i = 0; i < dp->n_ports; i++)
+		sp_stats_port_read(dp->ports[i].port_id, &es[i]);
 	for (i = 0; i < sp_stats_n_port_scalars; i++) {
 		const struct sp_stat_scalar *sc = &sp_stats_port_scalars[i];
 

@@ -74,6 +74,21 @@ syntax_check(const char *path, char *err, size_t errlen)
 		char *s = line, *e, *hash;
 
 		no++;
+		{
+			const char *eq = strchr(line, '=');
+			size_t vlen = eq ? strcspn(eq + 1, "#\n") : 0;
+
+			/* rte_cfgfile would silently cut longer names and values */
+			if (eq != NULL && line[0] != '#' &&
+			    ((size_t)(eq - line) >= CFG_NAME_LEN || vlen >= CFG_VALUE_LEN)) {
+				snprintf(err, errlen,
+					 "config: %s:%u: name or value longer than %d/%d "
+					 "characters",
+					 path, no, CFG_NAME_LEN - 1, CFG_VALUE_LEN - 1);
+				rc = -EINVAL;
+				break;
+			}
+		}
 		if (strchr(line, '\n') == NULL && !feof(f)) {
 			snprintf(err, errlen, "config: %s:%u: line longer than %zu characters",
 				 path, no, sizeof(line) - 2);

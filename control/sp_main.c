@@ -83,7 +83,9 @@ build_eal_args(const struct sp_conf *cfg, struct sp_eal_args *a, char *err, size
 	for (i = 0; i < cfg->n_ports; i++) {
 		bool pci;
 
-		sp_port_eal_arg(cfg->ports[i].device, &pci);
+		char name[SP_CONF_STR_LEN];
+
+		sp_conf_device_name(cfg->ports[i].device, name, sizeof(name), &pci);
 		if (pci && cfg->no_pci) {
 			snprintf(err, errlen,
 				 "config: [port.%s] device: PCI device with [eal] no_pci = true",

@@ -33,6 +33,7 @@ struct sp_redis {
 	unsigned int attempt;  /* consecutive failures, for the backoff */
 	unsigned int inflight; /* commands awaiting a reply */
 	long started;	       /* wall-clock start of the daemon (for the instance hash) */
+	int hs_step;	       /* enum handshake_step in progress */
 	bool stopping;
 	struct sp_redis_info info; /* state is read by other threads: atomics */
 };
@@ -123,7 +124,9 @@ on_heartbeat_reply(redisAsyncContext *ac, void *reply, void *priv)
 	struct sp_redis *r = priv;
 
 	RTE_SET_USED(ac);
-	(void)reply_ok(r, reply, "heartbeat");
+	/* an error reply (read-only replica, OOM, ...) means the node is not registered: retry */
+	if (!reply_ok(r, reply, "heartbeat") && reply != NULL)
+		drop_connection(r, "heartbeat refused", false);
 }
 
 static void
@@ -148,50 +151,84 @@ on_heartbeat_timer(evutil_socket_t fd, short what, void *arg)
 	heartbeat(arg);
 }
 
-static void
-on_register_reply(redisAsyncContext *ac, void *reply, void *priv)
-{
-	struct sp_redis *r = priv;
+/*
+ * The handshake is sequential: AUTH, then SELECT, then the instance registration, each sent
+ * only after the previous one succeeded, so nothing lands in the wrong database.
+ */
+enum handshake_step {
+	HS_AUTH,
+	HS_SELECT,
+	HS_REGISTER,
+	HS_DONE,
+};
 
-	RTE_SET_USED(ac);
-	if (!reply_ok(r, reply, "instance registration")) {
-		if (reply != NULL)
-			drop_connection(r, "registration refused", false);
-		return;
-	}
-	r->attempt = 0;
-	__atomic_fetch_add(&r->info.connects, 1, __ATOMIC_RELAXED);
-	set_state(r, SP_REDIS_UP);
-	SP_LOG(NOTICE, "redis: up at %s (db %" PRId64 ")", r->cfg->redis_address, r->cfg->redis_db);
-	heartbeat(r);
-}
+static void handshake_step(struct sp_redis *r, enum handshake_step step);
 
 static void
 on_handshake_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
+	static const char *const what[] = {"AUTH", "SELECT", "instance registration"};
 	struct sp_redis *r = priv;
+	enum handshake_step step = r->hs_step;
 
 	RTE_SET_USED(ac);
-	if (!reply_ok(r, reply, "AUTH/SELECT") && reply != NULL)
-		drop_connection(r, "AUTH/SELECT refused", false);
+	if (!reply_ok(r, reply, what[step])) {
+		if (reply != NULL)
+			drop_connection(r, r->info.last_error, false);
+		return;
+	}
+	handshake_step(r, step + 1);
+}
+
+static void
+handshake_step(struct sp_redis *r, enum handshake_step step)
+{
+	char host[64] = "", pid[16], started[32];
+
+	r->hs_step = step;
+	switch (step) {
+	case HS_AUTH:
+		if (r->cfg->redis_password[0] != '\0') {
+			(void)send_command(r, on_handshake_reply, "AUTH %s",
+					   r->cfg->redis_password);
+			return;
+		}
+		/* fall through */
+		__attribute__((fallthrough));
+	case HS_SELECT:
+		r->hs_step = HS_SELECT;
+		if (r->cfg->redis_db != 0) {
+			(void)send_command(r, on_handshake_reply, "SELECT %" PRId64,
+					   r->cfg->redis_db);
+			return;
+		}
+		/* fall through */
+		__attribute__((fallthrough));
+	case HS_REGISTER:
+		r->hs_step = HS_REGISTER;
+		gethostname(host, sizeof(host) - 1);
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		snprintf(started, sizeof(started), "%ld", r->started);
+		(void)send_command(r, on_handshake_reply,
+				   "HSET sp:node:{%s} host %s pid %s version %s started %s",
+				   r->instance, host, pid, SP_VERSION, started);
+		return;
+	case HS_DONE:
+		r->attempt = 0;
+		__atomic_fetch_add(&r->info.connects, 1, __ATOMIC_RELAXED);
+		set_state(r, SP_REDIS_UP);
+		SP_LOG(NOTICE, "redis: up at %s (db %" PRId64 ")", r->cfg->redis_address,
+		       r->cfg->redis_db);
+		heartbeat(r);
+		return;
+	}
 }
 
 static void
 handshake(struct sp_redis *r)
 {
-	char host[64] = "", pid[16], started[32];
-
 	set_state(r, SP_REDIS_HANDSHAKE);
-	gethostname(host, sizeof(host) - 1);
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	snprintf(started, sizeof(started), "%ld", r->started);
-	if (r->cfg->redis_password[0] != '\0')
-		(void)send_command(r, on_handshake_reply, "AUTH %s", r->cfg->redis_password);
-	if (r->cfg->redis_db != 0)
-		(void)send_command(r, on_handshake_reply, "SELECT %" PRId64, r->cfg->redis_db);
-	(void)send_command(r, on_register_reply,
-			   "HSET sp:node:{%s} host %s pid %s version %s started %s", r->instance,
-			   host, pid, SP_VERSION, started);
+	handshake_step(r, HS_AUTH);
 }
 
 static void
@@ -278,7 +315,8 @@ schedule_reconnect(struct sp_redis *r, const char *why, bool timeout)
 	__atomic_fetch_add(&r->info.failures, 1, __ATOMIC_RELAXED);
 	if (timeout)
 		__atomic_fetch_add(&r->info.timeouts, 1, __ATOMIC_RELAXED);
-	snprintf(r->info.last_error, sizeof(r->info.last_error), "%s", why ? why : "?");
+	if (why != r->info.last_error) /* callers may pass last_error itself */
+		snprintf(r->info.last_error, sizeof(r->info.last_error), "%s", why ? why : "?");
 	for (i = 0; i < r->attempt && delay < r->cfg->redis_reconnect_max_ms; i++)
 		delay *= 2;
 	if (delay > r->cfg->redis_reconnect_max_ms)
@@ -382,6 +420,11 @@ sp_redis_info(const struct sp_redis *r, struct sp_redis_info *out)
 	out->failures = __atomic_load_n(&r->info.failures, __ATOMIC_RELAXED);
 	out->timeouts = __atomic_load_n(&r->info.timeouts, __ATOMIC_RELAXED);
 	out->commands = __atomic_load_n(&r->info.commands, __ATOMIC_RELAXED);
-	memcpy(out->last_error, r->info.last_error, sizeof(out->last_error));
-	out->last_error[sizeof(out->last_error) - 1] = '\0';
+	out->last_error[0] = '\0';
+}
+
+void
+sp_redis_last_error(const struct sp_redis *r, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", r->info.last_error);
 }

@@ -3,6 +3,7 @@
 #define SP_REDIS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sp_conf.h"
@@ -30,7 +31,10 @@ int sp_redis_create(struct event_base *base, const struct sp_conf *cfg, const ch
 		    struct sp_redis **out);
 void sp_redis_destroy(struct sp_redis *r);
 bool sp_redis_up(const struct sp_redis *r);
+/* Counters and state; any thread (last_error is left empty: see sp_redis_last_error). */
 void sp_redis_info(const struct sp_redis *r, struct sp_redis_info *out);
+/* The last error text; control thread only (it is written there). */
+void sp_redis_last_error(const struct sp_redis *r, char *buf, size_t len);
 const char *sp_redis_state_name(enum sp_redis_state s);
 
 #endif /* SP_REDIS_H */

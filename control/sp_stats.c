@@ -1,6 +1,7 @@
 /* Counter tables shared by telemetry, the JSON API and /metrics, and the snapshot helpers. */
 #include "sp_stats.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #define WS(f) offsetof(struct sp_worker_stats, f)
@@ -70,6 +71,17 @@ sp_stats_total(const struct sp_dp *dp, struct sp_worker_stats *out)
 		for (i = 0; i < n; i++)
 			dst[i] += src[i];
 	}
+}
+
+static pthread_mutex_t port_stats_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+sp_stats_port_read(uint16_t port_id, struct rte_eth_stats *es)
+{
+	memset(es, 0, sizeof(*es));
+	pthread_mutex_lock(&port_stats_lock);
+	rte_eth_stats_get(port_id, es);
+	pthread_mutex_unlock(&port_stats_lock);
 }
 
 const char *

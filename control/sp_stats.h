@@ -53,4 +53,10 @@ sp_stats_group_u64(const void *base, const struct sp_stat_group *g, unsigned int
 
 const char *sp_port_role_name(uint8_t role);
 
+/*
+ * rte_eth_stats_get, serialised: the API (control thread) and telemetry (its own thread)
+ * both read port stats, and some PMDs accumulate clear-on-read registers into shared fields.
+ */
+void sp_stats_port_read(uint16_t port_id, struct rte_eth_stats *es);
+
 #endif /* SP_STATS_H */

@@ -75,8 +75,7 @@ add_port(struct rte_tel_data *d, const struct sp_port *p)
 	char mac[RTE_ETHER_ADDR_FMT_SIZE];
 	unsigned int i;
 
-	memset(&es, 0, sizeof(es));
-	rte_eth_stats_get(p->port_id, &es);
+	sp_stats_port_read(p->port_id, &es);
 	rte_tel_data_add_dict_string(d, "role", sp_port_role_name(p->role));
 	rte_tel_data_add_dict_u64(d, "port_id", p->port_id);
 	rte_tel_data_add_dict_string(d, "device", p->conf->device);
@@ -134,8 +133,19 @@ tel_lcores_locked(const char *cmd, const char *params, struct rte_tel_data *d)
 	unsigned int i;
 
 	RTE_SET_USED(cmd);
-	RTE_SET_USED(params);
 	rte_tel_data_start_dict(d);
+	if (params != NULL && *params != '\0') { /* one lcore: its counters, flat */
+		for (i = 0; i < dp->n_workers; i++) {
+			snprintf(key, sizeof(key), "%u", dp->workers[i]->lcore);
+			if (strcmp(key, params) == 0) {
+				rte_tel_data_add_dict_u64(d, "worker", i);
+				sp_stats_worker_read(dp->workers[i], &s);
+				add_worker_stats(d, &s);
+				return 0;
+			}
+		}
+		return -EINVAL;
+	}
 	for (i = 0; i < dp->n_workers; i++) {
 		struct rte_tel_data *wd = rte_tel_data_alloc();
 
@@ -181,9 +191,10 @@ sp_telemetry_register(struct sp_ctl *ctl)
 	rc |= rte_telemetry_register_cmd("/shortpath/ports", tel_ports,
 					 "shortpath ports: role, device, MACs, queues, counters. "
 					 "Parameter: port name (optional)");
-	rc |= rte_telemetry_register_cmd("/shortpath/lcores", tel_lcores,
-					 "shortpath worker lcores: rx/tx, drops by reason, loop "
-					 "iterations, busy and idle cycles. No parameters");
+	rc |= rte_telemetry_register_cmd(
+		"/shortpath/lcores", tel_lcores,
+		"shortpath worker lcores: rx/tx, drops by reason, loop "
+		"iterations, busy and idle cycles. Parameter: lcore id (optional)");
 	return rc == 0 ? 0 : -EINVAL;
 }
 

@@ -47,8 +47,9 @@ enum sp_class {
 
 /* Events that are not per-packet fates: learning, punts. */
 #define SP_EVENTS(X)                                                                               \
-	X(LEARN_PUNTED, "learn_punted")	    /* a MAC sighting sent to the control thread */        \
-	X(PUNT_RING_FULL, "punt_ring_full") /* ... or not: the ring was full */
+	X(LEARN_PUNTED, "learn_punted")	      /* a MAC sighting sent to the control thread */      \
+	X(PUNT_RING_FULL, "punt_ring_full")   /* ... or not: the ring was full */                  \
+	X(LEARN_THROTTLED, "learn_throttled") /* ... or not: its VM port was over its rate */
 
 enum sp_event {
 #define SP_EVENT_ENUM(e, s) SP_EVENT_##e,

@@ -58,6 +58,24 @@ create_workers(struct sp_dp *dp, char *err, size_t errlen)
 	return 0;
 }
 
+/* NIC PMDs fill their rx rings at start: a pool smaller than the rings starves them. */
+static void
+warn_pool_size(const struct sp_dp *dp)
+{
+	uint64_t need = (uint64_t)(dp->n_workers + 1) * (uint64_t)dp->cfg->mbuf_cache * 3 / 2 +
+			(uint64_t)dp->n_workers * dp->n_ports * dp->burst;
+	uint16_t p;
+
+	for (p = 0; p < dp->n_ports; p++)
+		need += (uint64_t)dp->ports[p].nb_rxq * (uint64_t)dp->ports[p].conf->rx_desc +
+			(uint64_t)dp->ports[p].nb_txq * (uint64_t)dp->ports[p].conf->tx_desc;
+	if (need > dp->pool->size)
+		SP_LOG(WARNING,
+		       "[dataplane] mbufs = %u is less than the %" PRIu64 " the rings and caches "
+		       "can hold: hardware ports may fail to start or count rx_nombuf",
+		       dp->pool->size, need);
+}
+
 int
 sp_dp_create(const struct sp_conf *cfg, struct sp_dp **out, char *err, size_t errlen)
 {
@@ -78,6 +96,9 @@ sp_dp_create(const struct sp_conf *cfg, struct sp_dp **out, char *err, size_t er
 	dp->n_workers = cfg->n_workers;
 	dp->learn_refresh_tsc = rte_get_tsc_hz() * (uint64_t)cfg->mac_age_s / 3;
 	dp->learn_grace_tsc = rte_get_tsc_hz() / 10; /* 100 ms >> the punt poll period */
+	/* a VM cycling source MACs must not starve the others' learning: 1000 punts/s, burst 64 */
+	dp->learn_interval_tsc = rte_get_tsc_hz() / 1000;
+	dp->learn_burst_tsc = 64 * dp->learn_interval_tsc;
 
 	dp->pool = rte_pktmbuf_pool_create("sp_pkt", (unsigned int)cfg->mbufs,
 					   (unsigned int)cfg->mbuf_cache, 0,
@@ -125,7 +146,10 @@ sp_dp_create(const struct sp_conf *cfg, struct sp_dp **out, char *err, size_t er
 			}
 		}
 	}
-	return create_workers(dp, err, errlen);
+	rc = create_workers(dp, err, errlen);
+	if (rc == 0)
+		warn_pool_size(dp);
+	return rc;
 }
 
 int
@@ -140,6 +164,7 @@ sp_dp_start(struct sp_dp *dp, char *err, size_t errlen)
 		if (rc != 0)
 			return rc;
 	}
+	dp->running = true; /* even if a later launch fails, destroy must stop the launched */
 	for (i = 0; i < dp->n_workers; i++) {
 		rc = rte_eal_remote_launch(sp_worker_main, dp->workers[i], dp->workers[i]->lcore);
 		if (rc != 0) {
@@ -148,7 +173,6 @@ sp_dp_start(struct sp_dp *dp, char *err, size_t errlen)
 			return rc;
 		}
 	}
-	dp->running = true;
 	return 0;
 }
 

@@ -81,6 +81,8 @@ struct sp_worker {
 	struct sp_rxq rxq[SP_MAX_RXQ];
 	struct sp_learn_slot learn[SP_LEARN_SLOTS];
 	struct sp_mac_cache_slot mac_cache[SP_MAC_CACHE];
+	uint64_t
+		learn_tat[SP_CONF_MAX_PORTS]; /* GCRA theoretical arrival time of punts, per port */
 	uint64_t mac_cache_gen;
 	struct sp_worker_stats stats;
 	struct sp_txbuf tx[SP_CONF_MAX_PORTS];
@@ -124,11 +126,16 @@ struct sp_dp {
 	uint32_t mac_meta_len;
 	uint32_t mac_learned_per_port[SP_CONF_MAX_PORTS];
 	uint64_t mac_events[SP_MAC_EV_MAX];
+	uint64_t mac_log_window_ms; /* rate limit of MAC table log lines (control thread) */
+	uint32_t mac_log_lines;
+	uint32_t mac_log_suppressed;
 	struct rte_ring *punt; /* MP/SC, struct sp_punt_msg elements */
 	struct rte_rcu_qsbr *qsbr;
 	uint16_t burst;
-	uint64_t learn_refresh_tsc; /* re-punt a known MAC this often (keeps it from aging) */
-	uint64_t learn_grace_tsc;   /* a just-punted MAC is served locally this long */
+	uint64_t learn_refresh_tsc;  /* re-punt a known MAC this often (keeps it from aging) */
+	uint64_t learn_grace_tsc;    /* a just-punted MAC is served locally this long */
+	uint64_t learn_interval_tsc; /* per worker and VM port: one learn punt per interval ... */
+	uint64_t learn_burst_tsc;    /* ... with bursts of this many intervals */
 	unsigned int n_workers;
 	struct sp_worker *workers[SP_CONF_MAX_WORKERS];
 	bool running;  /* workers launched */
@@ -153,8 +160,6 @@ int sp_port_init(struct sp_dp *dp, uint16_t idx, const struct sp_conf_port *pc, 
 		 size_t errlen);
 int sp_port_start(struct sp_port *p, char *err, size_t errlen);
 void sp_port_close(struct sp_port *p);
-/* EAL device argument for a port's device string: fills is_pci. */
-void sp_port_eal_arg(const char *device, bool *is_pci);
 
 /* MAC table (sp_mac.c): control thread only, except the workers' lock-free lookups. */
 int sp_mac_create(struct sp_dp *dp, char *err, size_t errlen);

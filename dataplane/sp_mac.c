@@ -82,6 +82,35 @@ meta_of(struct sp_dp *dp, const struct rte_ether_addr *mac)
 	return &dp->mac_meta[pos];
 }
 
+static const char *
+fmt_mac(const struct rte_ether_addr *mac, char *buf)
+{
+	rte_ether_format_addr(buf, RTE_ETHER_ADDR_FMT_SIZE, mac);
+	return buf;
+}
+
+/* MAC events are driven by VM traffic: at most SP_MAC_LOG_PER_S lines a second. */
+#define SP_MAC_LOG_PER_S 10
+
+static bool
+mac_log_allowed(struct sp_dp *dp, uint64_t now_ms)
+{
+	if (now_ms - dp->mac_log_window_ms >= 1000) {
+		if (dp->mac_log_suppressed > 0)
+			SP_LOG(NOTICE, "%u MAC table messages suppressed in the last second",
+			       dp->mac_log_suppressed);
+		dp->mac_log_window_ms = now_ms;
+		dp->mac_log_lines = 0;
+		dp->mac_log_suppressed = 0;
+	}
+	if (dp->mac_log_lines < SP_MAC_LOG_PER_S) {
+		dp->mac_log_lines++;
+		return true;
+	}
+	dp->mac_log_suppressed++;
+	return false;
+}
+
 /* Workers drop their cached copies of the table when this changes. */
 static void
 mac_changed(struct sp_dp *dp)
@@ -125,15 +154,16 @@ sp_mac_learn(struct sp_dp *dp, const struct rte_ether_addr *mac, uint16_t port_i
 
 	if (port_idx >= dp->n_ports || dp->ports[port_idx].role != SP_PORT_ROLE_VM)
 		return;
-	rte_ether_format_addr(buf, sizeof(buf), mac);
 	if (m != NULL && m->port_idx == port_idx) {
 		m->last_seen_ms = now_ms;
 		return;
 	}
 	if (m != NULL && m->is_static) {
 		SP_CNT_ADD(dp->mac_events[SP_MAC_EV_CONFLICT], 1);
-		SP_LOG(WARNING, "port %s sent from %s, configured on port %s: not learned",
-		       dp->ports[port_idx].name, buf, dp->ports[m->port_idx].name);
+		if (mac_log_allowed(dp, now_ms))
+			SP_LOG(WARNING, "port %s sent from %s, configured on port %s: not learned",
+			       dp->ports[port_idx].name, fmt_mac(mac, buf),
+			       dp->ports[m->port_idx].name);
 		return;
 	}
 	if (dp->mac_learned_per_port[port_idx] >= (uint32_t)dp->cfg->mac_learn_limit) {
@@ -151,8 +181,9 @@ sp_mac_learn(struct sp_dp *dp, const struct rte_ether_addr *mac, uint16_t port_i
 		dp->mac_learned_per_port[old]--;
 		dp->mac_learned_per_port[port_idx]++;
 		SP_CNT_ADD(dp->mac_events[SP_MAC_EV_MOVED], 1);
-		SP_LOG(NOTICE, "MAC %s moved from port %s to %s", buf, dp->ports[old].name,
-		       dp->ports[port_idx].name);
+		if (mac_log_allowed(dp, now_ms))
+			SP_LOG(NOTICE, "MAC %s moved from port %s to %s", fmt_mac(mac, buf),
+			       dp->ports[old].name, dp->ports[port_idx].name);
 		return;
 	}
 	if (mac_insert(dp, mac, port_idx, false, now_ms) != 0) {
@@ -161,7 +192,9 @@ sp_mac_learn(struct sp_dp *dp, const struct rte_ether_addr *mac, uint16_t port_i
 	}
 	dp->mac_learned_per_port[port_idx]++;
 	SP_CNT_ADD(dp->mac_events[SP_MAC_EV_LEARNED], 1);
-	SP_LOG(INFO, "learned MAC %s on port %s", buf, dp->ports[port_idx].name);
+	if (mac_log_allowed(dp, now_ms))
+		SP_LOG(INFO, "learned MAC %s on port %s", fmt_mac(mac, buf),
+		       dp->ports[port_idx].name);
 }
 
 void

@@ -8,29 +8,6 @@
 #include "sp_dp.h"
 #include "sp_log.h"
 
-void
-sp_port_eal_arg(const char *device, bool *is_pci)
-{
-	unsigned int a, b, c, d;
-	char tail;
-
-	/* 0000:01:00.0 (domain:bus:dev.fn) or 01:00.0, optionally followed by ",args" */
-	*is_pci = sscanf(device, "%4x:%2x:%2x.%1x%c", &a, &b, &c, &d, &tail) >= 4 ||
-		  sscanf(device, "%2x:%2x.%1x%c", &a, &b, &c, &tail) >= 3;
-}
-
-/* The ethdev name of a device string: everything before the first comma. */
-static void
-device_name(const char *device, char *name, size_t len)
-{
-	size_t n = strcspn(device, ",");
-
-	if (n >= len)
-		n = len - 1;
-	memcpy(name, device, n);
-	name[n] = '\0';
-}
-
 static int
 port_err(char *err, size_t errlen, const struct sp_conf_port *pc, const char *key, const char *msg,
 	 int rc)
@@ -51,18 +28,27 @@ sp_port_init(struct sp_dp *dp, uint16_t idx, const struct sp_conf_port *pc, char
 	char name[RTE_ETH_NAME_MAX_LEN], msg[SP_CONF_ERR_LEN];
 	uint16_t nb_rxd = (uint16_t)pc->rx_desc, nb_txd = (uint16_t)pc->tx_desc, q;
 	uint32_t frame, room;
+	bool is_pci;
+	uint16_t i;
 	int rc;
 
 	memset(p, 0, sizeof(*p));
 	snprintf(p->name, sizeof(p->name), "%s", pc->name);
 	p->role = (uint8_t)pc->role;
 	p->conf = pc;
-	device_name(pc->device, name, sizeof(name));
+	sp_conf_device_name(pc->device, name, sizeof(name), &is_pci);
 	if (rte_eth_dev_get_port_by_name(name, &p->port_id) != 0) {
 		snprintf(msg, sizeof(msg),
 			 "no DPDK port '%s' (the device failed to probe: see the EAL lines above)",
 			 name);
 		return port_err(err, errlen, pc, "device", msg, -ENODEV);
+	}
+	for (i = 0; i < idx; i++) {
+		if (dp->ports[i].port_id == p->port_id) {
+			snprintf(msg, sizeof(msg), "'%s' is the device of [port.%s] too", name,
+				 dp->ports[i].name);
+			return port_err(err, errlen, pc, "device", msg, -EEXIST);
+		}
 	}
 	rc = rte_eth_dev_info_get(p->port_id, &info);
 	if (rc != 0)
@@ -101,6 +87,13 @@ sp_port_init(struct sp_dp *dp, uint16_t idx, const struct sp_conf_port *pc, char
 			       "does not advertise scattered rx; it may drop them (raise "
 			       "[dataplane] mbuf_size)",
 			       pc->name, frame, room);
+	}
+	/* several rx queues: let the NIC spread flows over them (each queue has its worker) */
+	if (p->nb_rxq > 1 && (info.flow_type_rss_offloads & RTE_ETH_RSS_IP)) {
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_hf =
+			(RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) &
+			info.flow_type_rss_offloads;
 	}
 	if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS)
 		conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;

@@ -104,11 +104,17 @@ learn(struct sp_worker *w, uint16_t port_idx, const struct rte_ether_addr *src, 
       uint64_t now)
 {
 	struct sp_learn_slot *s = &w->learn[key_slot(key, SP_LEARN_SLOTS)];
+	uint64_t *tat = &w->learn_tat[port_idx];
 	struct sp_punt_msg msg;
 
 	if (likely(s->mac == key && s->port_idx == port_idx &&
 		   now - s->tsc < w->dp->learn_refresh_tsc))
 		return;
+	/* GCRA per VM port: a port sending from ever new MACs gets its fair share, no more */
+	if (unlikely(*tat > now + w->dp->learn_burst_tsc)) {
+		SP_CNT_ADD(w->stats.events[SP_EVENT_LEARN_THROTTLED], 1);
+		return;
+	}
 	msg.type = SP_PUNT_LEARN;
 	msg.port_idx = port_idx;
 	rte_ether_addr_copy(src, (struct rte_ether_addr *)msg.mac);
@@ -119,6 +125,7 @@ learn(struct sp_worker *w, uint16_t port_idx, const struct rte_ether_addr *src, 
 		return;
 	}
 	SP_CNT_ADD(w->stats.events[SP_EVENT_LEARN_PUNTED], 1);
+	*tat = RTE_MAX(*tat, now) + w->dp->learn_interval_tsc;
 	if (s->mac != key || s->port_idx != port_idx)
 		s->first_tsc = now;
 	s->mac = key;

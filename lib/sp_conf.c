@@ -1,6 +1,7 @@
 /* shortpathd configuration: the key table, value parsing, defaults and cross-key checks. */
 #include "sp_conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -75,7 +76,7 @@ const struct sp_conf_key sp_conf_keys[] = {
 	 CFG(redis_reconnect_max_ms), 0, "cap of the reconnect delay"},
 	{"api", "listen", SP_CONF_ADDRPORT, "127.0.0.1:9180", NOLIM, NULL, false, CFG(api_listen),
 	 0, "management HTTP API (/v1/..., /metrics): address:port (IPv4 or [IPv6])"},
-	{"dataplane", "burst", SP_CONF_INT, "32", 1, 512, NULL, false, CFG(burst), 0,
+	{"dataplane", "burst", SP_CONF_INT, "32", 4, 512, NULL, false, CFG(burst), 0,
 	 "packets per rx burst"},
 	{"dataplane", "mbufs", SP_CONF_INT, "16383", 1023, 16777215, NULL, false, CFG(mbufs), 0,
 	 "mbufs in the packet pool (best as 2^n - 1)"},
@@ -234,6 +235,19 @@ parse_hostport(const char *v, const char **why)
 	if (parse_int(colon + 1, &port) != 0 || port < 1 || port > 65535) {
 		*why = "port must be 1..65535";
 		return -EINVAL;
+	}
+	{
+		char host[64];
+		unsigned char bin[sizeof(struct in6_addr)];
+		bool v6 = v[0] == '[';
+		size_t hl = (size_t)(colon - v) - (v6 ? 2 : 0);
+
+		snprintf(host, sizeof(host), "%.*s", (int)hl, v + (v6 ? 1 : 0));
+		if (hl >= sizeof(host) || inet_pton(v6 ? AF_INET6 : AF_INET, host, bin) != 1) {
+			*why = "the host must be a numeric IPv4 or [IPv6] address (no DNS lookups "
+			       "on the control thread)";
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -496,9 +510,15 @@ sp_conf_finish(struct sp_conf *cfg, char *err, size_t errlen)
 			n_vm++;
 		}
 		for (j = 0; j < i; j++) {
-			if (strcmp(cfg->ports[j].device, p->device) == 0)
+			char a[SP_CONF_STR_LEN], b[SP_CONF_STR_LEN];
+			bool pa, pb;
+
+			sp_conf_device_name(p->device, a, sizeof(a), &pa);
+			sp_conf_device_name(cfg->ports[j].device, b, sizeof(b), &pb);
+			if (strcasecmp(a, b) == 0)
 				return conf_err(err, errlen, section, "device",
-						"same device as [port.%s]", cfg->ports[j].name);
+						"same device (%s) as [port.%s]", a,
+						cfg->ports[j].name);
 			if (p->has_mac && cfg->ports[j].has_mac &&
 			    memcmp(p->mac, cfg->ports[j].mac, 6) == 0)
 				return conf_err(err, errlen, section, "mac",
@@ -518,6 +538,30 @@ sp_conf_finish(struct sp_conf *cfg, char *err, size_t errlen)
 		return conf_err(err, errlen, "dataplane", "mbuf_cache",
 				"must be at most half of mbufs");
 	return 0;
+}
+
+void
+sp_conf_device_name(const char *device, char *name, size_t len, bool *is_pci)
+{
+	unsigned int dom = 0, bus, dev, fn;
+	size_t n = strcspn(device, ",");
+	char head[32], tail;
+
+	/* 0000:01:00.0 (domain:bus:dev.fn) or 01:00.0, optionally followed by ",args" */
+	snprintf(head, sizeof(head), "%.*s", (int)n, device);
+	*is_pci = sscanf(head, "%4x:%2x:%2x.%1x%c", &dom, &bus, &dev, &fn, &tail) == 4;
+	if (!*is_pci) {
+		dom = 0;
+		*is_pci = sscanf(head, "%2x:%2x.%1x%c", &bus, &dev, &fn, &tail) == 3;
+	}
+	if (*is_pci) {
+		snprintf(name, len, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
+		return;
+	}
+	if (n >= len)
+		n = len - 1;
+	memcpy(name, device, n);
+	name[n] = '\0';
 }
 
 const struct sp_conf_port *

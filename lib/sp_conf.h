@@ -117,6 +117,12 @@ int sp_conf_parse_cpulist(const char *s, unsigned int *out, unsigned int max);
 /* Write the config reference (markdown table) to buf; returns bytes needed like snprintf. */
 int sp_conf_reference(char *buf, size_t len);
 
+/*
+ * The ethdev name DPDK gives a port's device string: a PCI address normalised to
+ * dddd:bb:dd.f in lower case (is_pci true), else the text before the first comma.
+ */
+void sp_conf_device_name(const char *device, char *name, size_t len, bool *is_pci);
+
 /* Port by name, or NULL. */
 const struct sp_conf_port *sp_conf_port_by_name(const struct sp_conf *cfg, const char *name);
 

@@ -265,6 +265,7 @@ class TrafficSet:
         assert len(slots) == len(learn_macs), "test MACs collide in the learn cache"
         c["event_learn_punted"] = len(learn_macs)
         c["event_punt_ring_full"] = 0
+        c["event_learn_throttled"] = 0
         return dict(c)
 
     def write_inputs(self, directory):
@@ -278,9 +279,9 @@ class TrafficSet:
 
 
 def learn_slot(mac_bytes):
-    """The worker's learn-cache slot of a MAC (mirrors sp_worker.c learn_slot)."""
-    k = int.from_bytes(mac_bytes, "big") + 1
-    return ((k * 0x9E3779B97F4A7C15) & (2**64 - 1)) >> 56 & 255
+    """The worker's learn-cache slot of a MAC (mirrors sp_worker.c mac_key and key_slot)."""
+    k = int.from_bytes(mac_bytes, "little") | 1 << 48
+    return ((k * 0x9E3779B97F4A7C15) & (2**64 - 1)) >> 40 & 255
 
 
 def port_sections(paths, macs=True, mtu=JUMBO_MTU):

@@ -130,7 +130,7 @@ def test_bad_int(section, key, value):
 
 
 @pytest.mark.parametrize("section,key,value,lo,hi", [
-    ("dataplane", "burst", "513", 1, 512), ("dataplane", "burst", "0", 1, 512),
+    ("dataplane", "burst", "513", 4, 512), ("dataplane", "burst", "0", 4, 512),
     ("port.vm1", "mtu", "67", 68, 9600), ("port.uplink", "mtu", "9601", 68, 9600),
     ("redis", "heartbeat_ms", "99", 100, 60000), ("lcores", "main", "1024", 0, 1023),
     ("dataplane", "mbufs", "-1", 1023, 16777215),
@@ -269,7 +269,7 @@ def test_duplicate_section():
 
 def test_duplicate_device():
     assert_rejected(with_key("port.vm1", "device", "net_null0"), "config: [port.vm1] device:",
-                    exact="config: [port.vm1] device: same device as [port.vm0]")
+                    exact="config: [port.vm1] device: same device (net_null0) as [port.vm0]")
 
 
 @pytest.mark.parametrize("arg,opt", [

@@ -246,3 +246,43 @@ def test_stop_while_redis_down_is_prompt(cleanup, case, sig):
     assert f"signal {int(sig)}: stopping" in log
     assert pool_in_use_after_close(log) == 0
     check_outputs(run)
+
+
+def test_error_replies_degrade_then_recover(cleanup):
+    """A Redis that answers errors (a read-only replica) is not 'up': the heartbeat's error
+    drops the connection; once writable again the node re-registers."""
+    r = new_redis(cleanup)
+    r.start()
+    run = pcaps.PcapRun("redis-ro", TrafficSet(full=False), r.address)
+    cleanup(run.close)
+    run.start()
+    wait_status(run, "ok", 5)
+    c0 = health(run)["redis"]["connects"]
+    assert r.cli("REPLICAOF", "127.0.0.1", "1") == "OK"  # a master that does not exist
+    h = wait_status(run, "degraded", 5)
+    assert "READONLY" in h["redis"]["last_error"] or "heartbeat" in h["redis"]["last_error"]
+    assert r.cli("REPLICAOF", "NO", "ONE") == "OK"
+    h = wait_status(run, "ok", 5)
+    assert h["redis"]["connects"] > c0
+    check_forwarding(run)
+    rc, log = run.stop()
+    assert rc == 0
+    assert pool_in_use_after_close(log) == 0
+
+
+def test_select_failure_writes_nothing(cleanup):
+    """SELECT of a database the server lacks: nothing is written to db 0, and health says
+    degraded with the server's error."""
+    r = new_redis(cleanup)
+    r.start()
+    run = pcaps.PcapRun("redis-db", TrafficSet(full=False), r.address,
+                        edit=lambda c: c.replace("[redis]\n", "[redis]\ndb = 20\n"))
+    cleanup(run.close)
+    run.start()
+    h = wait_for(lambda: (x := health(run))["redis"]["failures"] >= 2 and x, 5,
+                 what="failed handshakes")
+    assert h["status"] == "degraded"
+    assert "SELECT" in h["redis"]["last_error"]
+    assert r.cli("EXISTS", NODE_KEY) == "0"
+    rc, _ = run.stop()
+    assert rc == 0

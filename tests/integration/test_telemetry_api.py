@@ -235,7 +235,8 @@ def test_v1_stats_json(sp):
     assert t["parse_anomalies"] == {a: s[f"parse_{a}"] for a in ANOMALIES}
     assert t["classified"] == {c: s[f"class_{c}"] for c in CLASSES}
     assert t["events"] == {"learn_punted": s["event_learn_punted"],
-                           "punt_ring_full": s["event_punt_ring_full"]}
+                           "punt_ring_full": s["event_punt_ring_full"],
+                           "learn_throttled": s["event_learn_throttled"]}
     assert len(st["workers"]) == 1
     w = st["workers"][0]
     assert w["worker"] == 0 and w["lcore"] == 1 and w["rx_packets"] == s["rx_packets"]

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -111,7 +112,14 @@ test_errors_name_section_and_key(void **state)
 	expect_error("[dataplane]\nburst = many\n" GOOD_PORTS,
 		     "config: [dataplane] burst: 'many' is not an integer");
 	expect_error("[dataplane]\nburst = 0\n" GOOD_PORTS,
-		     "config: [dataplane] burst: 0 is out of range 1..512");
+		     "config: [dataplane] burst: 0 is out of range 4..512");
+	expect_error(GOOD_PORTS "[port.vm1]\ndevice = net_null0,size=128\nrole = vm\n",
+		     "config: [port.vm1] device: same device (net_null0) as [port.vm0]");
+	expect_error("[port.vm0]\ndevice = 0000:01:00.0\nrole = vm\n"
+		     "[port.up]\ndevice = 01:00.0,txq_inline=128\nrole = uplink\n",
+		     "config: [port.up] device: same device (0000:01:00.0) as [port.vm0]");
+	expect_error("[redis]\naddress = redis.example:6379\n" GOOD_PORTS,
+		     "config: [redis] address: 'redis.example:6379': the host must be a numeric");
 	expect_error("[dataplane]\nburst = 12x\n" GOOD_PORTS, "config: [dataplane] burst:");
 	expect_error("[eal]\nno_huge = maybe\n" GOOD_PORTS, "config: [eal] no_huge:");
 	expect_error("[eal]\nno_huge = true\n" GOOD_PORTS, "config: [eal] memory_mb:");
@@ -141,7 +149,7 @@ test_errors_name_section_and_key(void **state)
 	expect_error("[port.up]\ndevice = net_null0\nrole = uplink\n",
 		     "config: [port.*] role: at least one vm port");
 	expect_error(GOOD_PORTS "[port.vm1]\ndevice = net_null0\nrole = vm\n",
-		     "config: [port.vm1] device: same device as [port.vm0]");
+		     "config: [port.vm1] device: same device (net_null0) as [port.vm0]");
 	expect_error(GOOD_PORTS
 		     "[port.vm1]\ndevice = net_null2\nrole = vm\nmac = 02:00:00:00:00:01\n",
 		     "config: [port.vm1] mac: same MAC as [port.vm0]");
@@ -198,6 +206,38 @@ test_file_errors(void **state)
 }
 
 static void
+test_device_names(void **state)
+{
+	char name[64];
+	bool pci;
+
+	(void)state;
+	sp_conf_device_name("0000:3B:00.1", name, sizeof(name), &pci);
+	assert_true(pci);
+	assert_string_equal(name, "0000:3b:00.1");
+	sp_conf_device_name("3b:00.1,rxq=2", name, sizeof(name), &pci);
+	assert_true(pci);
+	assert_string_equal(name, "0000:3b:00.1");
+	sp_conf_device_name("net_vhost0,iface=/run/x.sock", name, sizeof(name), &pci);
+	assert_false(pci);
+	assert_string_equal(name, "net_vhost0");
+	sp_conf_device_name("net_null1", name, sizeof(name), &pci);
+	assert_false(pci);
+	assert_string_equal(name, "net_null1");
+}
+
+static void
+test_long_values(void **state)
+{
+	char text[600];
+
+	(void)state;
+	snprintf(text, sizeof(text), "[redis]\npassword = %0300d\n" GOOD_PORTS, 7);
+	expect_error(text, "config: /tmp/sp_test_conf_");
+	assert_non_null(strstr(err, ":2: name or value longer than 63/255 characters"));
+}
+
+static void
 test_cpulist(void **state)
 {
 	unsigned int ids[8];
@@ -250,6 +290,8 @@ main(void)
 		cmocka_unit_test(test_errors_name_section_and_key),
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_cpulist),
+		cmocka_unit_test(test_device_names),
+		cmocka_unit_test(test_long_values),
 		cmocka_unit_test(test_reference_and_defaults_valid),
 	};
 
