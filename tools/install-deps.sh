@@ -6,7 +6,8 @@ PKGS="build-essential meson ninja-build pkg-config clang-format
 libdpdk-dev dpdk dpdk-dev libhiredis-dev libssl-dev libevent-dev libjansson-dev libcmocka-dev libpcap-dev
 redis-server redis-tools
 python3 python3-scapy python3-pytest
-iproute2 ethtool iputils-ping curl tcpdump procps psmisc"
+iproute2 ethtool iputils-ping curl tcpdump procps psmisc
+nginx libnginx-mod-http-js python3-redis python3-boto3 python3-botocore awscli s3cmd"
 
 missing=""
 for p in $PKGS; do
@@ -25,8 +26,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing
-# Debian starts redis-server as a service on install; shortpath's scripts run their own.
+# Debian starts redis-server and nginx as services on install; shortpath's scripts run their own.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 	systemctl disable --now redis-server >/dev/null 2>&1 || true
+	systemctl disable --now nginx >/dev/null 2>&1 || true
 fi
 echo "install-deps: done"

@@ -1,0 +1,71 @@
+"""Shared by the lab object service's programs: node credentials, node paths, access logs."""
+import hashlib
+import hmac
+import threading
+import time
+import urllib.parse
+
+# X-SP-Node-Auth: <key_id>:<expires_unix>:<hex hmac_sha256(key, METHOD "\n" PATH "\n" expires)>
+NODE_AUTH_HEADER = "X-SP-Node-Auth"
+NODE_AUTH_MAX_AHEAD = 900  # storage nodes refuse credentials expiring more than 15 min ahead
+REQUEST_ID_HEADER = "X-SP-Request-Id"  # front end -> manager -> node: the access logs line up
+
+
+def node_auth(key_id, secret_hex, method, path, ttl=300, now=None):
+    """The X-SP-Node-Auth value for METHOD on PATH (exactly as sent: percent-encoded, no query).
+
+    The HMAC key is the secret's bytes (the hex string of the keys file, decoded)."""
+    expires = int(now if now is not None else time.time()) + ttl
+    msg = f"{method}\n{path}\n{expires}".encode()
+    mac = hmac.new(bytes.fromhex(secret_hex), msg, hashlib.sha256).hexdigest()
+    return f"{key_id}:{expires}:{mac}"
+
+
+def read_node_secret(path, key_id):
+    """key_id's secret from a file of `key_id secret_hex` lines, or a file of one bare secret."""
+    with open(path) as f:
+        lines = [ln.split() for ln in f if ln.strip() and not ln.startswith("#")]
+    for parts in lines:
+        if len(parts) == 2 and parts[0] == key_id:
+            return parts[1]
+    if len(lines) == 1 and len(lines[0]) == 1:
+        return lines[0][0]
+    raise SystemExit(f"{path}: no secret for key id {key_id!r}")
+
+
+def object_name(key):
+    """An object key's flat file name on a storage node: all but [A-Za-z0-9_.~-] percent-encoded
+    ('/' too, so keys 'a' and 'a/b' can coexist), a leading '.' too (no '.', '..', hidden files)."""
+    name = urllib.parse.quote(key, safe="")
+    return "%2E" + name[1:] if name.startswith(".") else name
+
+
+def object_path(bucket, key):
+    """An object's request path on a storage node: /objects/<bucket>/<object_name(key) URL-encoded
+    once more>. nginx decodes the URI once: the file is <data>/objects/<bucket>/<object_name>."""
+    return f"/objects/{bucket}/" + urllib.parse.quote(object_name(key), safe="")
+
+
+def iso_now():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+class AccessLog:
+    """One line per request: `<time> <component> key=value ...`, values with blanks quoted."""
+
+    def __init__(self, path, component):
+        self.component = component
+        self.lock = threading.Lock()
+        self.f = open(path, "a", buffering=1) if path else None
+
+    def write(self, **fields):
+        parts = [iso_now(), self.component]
+        for k, v in fields.items():
+            v = "-" if v is None or v == "" else str(v)
+            if any(c in v for c in ' "\\\n'):
+                v = '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+            parts.append(f"{k}={v}")
+        if self.f:
+            with self.lock:
+                self.f.write(" ".join(parts) + "\n")
