@@ -15,9 +15,9 @@ VM0, VM1 = pcaps.VM0_MAC, pcaps.VM1_MAC
 @pytest.fixture
 def cleanup():
     """Register cleanup callables; they run even when the test fails."""
-    todo = []
-    yield todo.append
-    for fn in reversed(todo):
+    finalizers = []
+    yield finalizers.append
+    for fn in reversed(finalizers):
         fn()
 
 

@@ -20,9 +20,9 @@ HEARTBEAT_MS = 200  # sphelpers.base_config: the alive key lives 3 heartbeats
 @pytest.fixture
 def cleanup():
     """Register close callables; they run in reverse order even when the test fails."""
-    todo = []
-    yield todo.append
-    for fn in reversed(todo):
+    finalizers = []
+    yield finalizers.append
+    for fn in reversed(finalizers):
         try:
             fn()
         except Exception:  # noqa: BLE001 - keep cleaning up
