@@ -14,7 +14,6 @@ struct sp_api;
 
 struct sp_ctl {
 	const struct sp_conf *cfg;
-	const char *config_path;
 	struct sp_dp *dp;
 	struct event_base *base;
 	struct event *sig_int;

@@ -212,7 +212,6 @@ main(int argc, char **argv)
 		       rte_strerror(rte_errno));
 
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.config_path = path;
 	rc = sp_dp_create(&cfg, &dp, err, sizeof(err));
 	if (rc == 0)
 		rc = sp_ctl_create(&ctl, &cfg, dp, err, sizeof(err));

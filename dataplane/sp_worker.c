@@ -61,12 +61,13 @@ tx_enqueue(struct sp_worker *w, uint16_t port_idx, struct rte_mbuf *m)
 
 /*
  * Parse for classification and counting (one histogram increment per frame); the frame is
- * never modified. Returns -1 for a runt.
+ * never modified. Returns -1 for a runt, 1 for a broadcast/multicast destination, else 0.
  */
 static inline int
 classify(struct sp_worker *w, struct rte_mbuf *m, const struct rte_ether_hdr *eth)
 {
 	struct sp_pkt_info pi;
+	bool mcast;
 
 	sp_pkt_parse_partial((const uint8_t *)eth, rte_pktmbuf_data_len(m), rte_pktmbuf_pkt_len(m),
 			     &pi);
@@ -75,11 +76,11 @@ classify(struct sp_worker *w, struct rte_mbuf *m, const struct rte_ether_hdr *et
 		if (pi.err == SP_PKT_ERR_RUNT)
 			return -1;
 	}
-	SP_CNT_ADD(w->stats.class_hist[sp_class_bucket(pi.l3, pi.l4, pi.n_vlan != 0,
-						       rte_is_multicast_ether_addr(&eth->dst_addr),
+	mcast = rte_is_multicast_ether_addr(&eth->dst_addr);
+	SP_CNT_ADD(w->stats.class_hist[sp_class_bucket(pi.l3, pi.l4, pi.n_vlan != 0, mcast,
 						       m->nb_segs > 1)],
 		   1);
-	return 0;
+	return mcast;
 }
 
 /* A MAC as a non-zero 64-bit key (the frame has >= 14 bytes, so 8-byte loads stay inside). */
@@ -255,6 +256,7 @@ from_uplink(struct sp_worker *w, struct rte_mbuf **pkts, uint16_t n, uint64_t no
 	uint16_t dst[SP_TXBUF_MAX], miss[RTE_HASH_LOOKUP_BULK_MAX];
 	uint16_t i, k = 0;
 	uint64_t key, bytes = 0;
+	int cls;
 
 	mac_cache_sync(w);
 	for (i = 0; i < n; i++) {
@@ -265,11 +267,12 @@ from_uplink(struct sp_worker *w, struct rte_mbuf **pkts, uint16_t n, uint64_t no
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
 		bytes += m->pkt_len;
-		if (unlikely(classify(w, m, eth) < 0)) {
+		cls = classify(w, m, eth);
+		if (unlikely(cls < 0)) {
 			dst[i] = SP_DST_DROP + SP_DROP_RUNT;
 			continue;
 		}
-		if (rte_is_multicast_ether_addr(&eth->dst_addr)) {
+		if (cls > 0) {
 			dst[i] = SP_DST_FLOOD;
 			continue;
 		}

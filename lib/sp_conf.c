@@ -564,17 +564,6 @@ sp_conf_device_name(const char *device, char *name, size_t len, bool *is_pci)
 	name[n] = '\0';
 }
 
-const struct sp_conf_port *
-sp_conf_port_by_name(const struct sp_conf *cfg, const char *name)
-{
-	unsigned int i;
-
-	for (i = 0; i < cfg->n_ports; i++)
-		if (strcmp(cfg->ports[i].name, name) == 0)
-			return &cfg->ports[i];
-	return NULL;
-}
-
 static const char *
 type_name(const struct sp_conf_key *k, char *buf, size_t len)
 {

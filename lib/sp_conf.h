@@ -123,7 +123,4 @@ int sp_conf_reference(char *buf, size_t len);
  */
 void sp_conf_device_name(const char *device, char *name, size_t len, bool *is_pci);
 
-/* Port by name, or NULL. */
-const struct sp_conf_port *sp_conf_port_by_name(const struct sp_conf *cfg, const char *name);
-
 #endif /* SP_CONF_H */
