@@ -7,7 +7,7 @@ libdpdk-dev dpdk dpdk-dev libhiredis-dev libssl-dev libevent-dev libjansson-dev 
 redis-server redis-tools
 python3 python3-scapy python3-pytest
 iproute2 ethtool iputils-ping curl tcpdump procps psmisc
-nginx libnginx-mod-http-js python3-redis python3-boto3 python3-botocore awscli s3cmd"
+nginx libnginx-mod-http-js haproxy faketime python3-redis python3-boto3 python3-botocore awscli s3cmd"
 
 missing=""
 for p in $PKGS; do
@@ -30,5 +30,6 @@ apt-get install -y -q --no-install-recommends $missing
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 	systemctl disable --now redis-server >/dev/null 2>&1 || true
 	systemctl disable --now nginx >/dev/null 2>&1 || true
+	systemctl disable --now haproxy >/dev/null 2>&1 || true
 fi
 echo "install-deps: done"

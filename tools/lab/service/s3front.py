@@ -214,7 +214,10 @@ class Handler(BaseHTTPRequestHandler):
         if status != 304:
             self.send_header("Content-Length", str(length))
         if self.unread_body_dropped():
+            # hop-by-hop: a proxy in front (HAProxy) keeps its client connection unless told by
+            # a header it can see; the client did not send the body and must not reuse it
             self.send_header("Connection", "close")
+            self.send_header("X-SP-Close", "unread-body")
         self.end_headers()
         self.sent = True
 

@@ -1,13 +1,20 @@
 #!/usr/bin/python3
-"""Starts, stops, shows the lab object service: Redis, nginx storage nodes, manager, S3 front ends.
+"""Starts, stops, shows the lab object service: Redis, nginx storage nodes, storage manager, S3 front
+ends, and HAProxy in front of them on the service endpoint.
 
     svcctl.py up     --base DIR --port-base P [--host 127.0.0.1] [--nodes 3] [--frontends 2]
                      [--replicas 2] [--region us-east-1] [--redis-port 0]
+    svcctl.py up     --base DIR --layout netns [--replicas 2] [--region us-east-1]
     svcctl.py status --base DIR
     svcctl.py down   --base DIR [--purge]
 
-Ports on --host: storage manager P, front ends P+1..P+F, storage nodes P+F+1..P+F+N; Redis on the
-unix socket DIR/redis.sock (and --redis-port if given).
+--layout loopback (default): everything on --host; storage manager on port P, front ends P+1..P+F,
+storage nodes P+F+1..P+F+N, HAProxy (the endpoint) P+F+N+1; Redis on the unix socket DIR/redis.sock
+(and --redis-port if given).
+--layout netns: each service host in its own namespace of tools/lab/labnet.sh (which must be up):
+HAProxy on the VIP 10.79.0.10:80 in sp-lb, front ends sp-fe1/sp-fe2 (10.78.0.21/.22:8080), storage
+manager sp-mgr (10.78.0.30:8000), Redis sp-sdb (10.78.0.40:6379, and DIR/redis.sock for the host),
+storage nodes sp-node1..3 (10.78.0.51..53:80). The host reaches them over the management path.
 `up` writes DIR/env and DIR/env.json (addresses, credentials), DIR/aws-config (path-style) and
 DIR/s3cfg: `. DIR/env; aws --endpoint-url $SVC_ENDPOINT s3api list-buckets; s3cmd -c DIR/s3cfg ls`
 It does nothing when all is running, restarts everything when a part is not, and cleans up if a
@@ -15,8 +22,9 @@ part fails to start.
 `down` stops what the pid files in DIR/run name (also after a partial `up`); nothing running is
 fine. State (Redis dump, objects, keys, client credential) stays for the next `up`, unless --purge.
 
-DIR/logs: manager.log, fe<i>.log, node<i>.access.log (the access logs); *.out, node<i>.error,
-          redis.log (diagnostics)
+DIR/logs: lb.access.log (HAProxy), fe<i>.log, manager.log, node<i>.access.log (the access logs,
+          one line per request, all carrying the request id the client gets as x-amz-request-id);
+          *.out, node<i>.error, redis.log (diagnostics)
 DIR/keys: node-keys (what storage nodes trust: `frontend <hex>`, `nodemgr <hex>`), frontend.key,
           nodemgr.key (one secret each), client (the S3 test credential: access key, secret)
 """
@@ -132,7 +140,7 @@ class Lab:
 
     def recorded(self):
         """[(name, pid, marker)] of DIR/run/*.pid in start order: redis, nodes, manager, fe."""
-        rank = {"redis": 0, "node": 1, "manager": 2, "fe": 3}
+        rank = {"redis": 0, "node": 1, "manager": 2, "fe": 3, "lb": 4}
         out = []
         if os.path.isdir(self.run):
             for fn in sorted(os.listdir(self.run)):
@@ -160,21 +168,96 @@ def new_client_credential():
     return ak + " " + "".join(secrets.choice(b64) for _ in range(40))
 
 
-def spawn(lab, name, argv, marker):
+def in_ns(ns, argv):
+    """argv run in network namespace ns (None: here). `ip netns exec` execs: the pid stays."""
+    return ["ip", "netns", "exec", ns, *argv] if ns else argv
+
+
+def spawn(lab, name, argv, marker, ns=None, stdout=None):
     out = os.path.join(lab.logs, name + ".out")
-    with open(out, "ab") as f:
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                             start_new_session=True, close_fds=True)
+    with open(out, "ab") as f, open(stdout or os.devnull, "ab") as so:
+        p = subprocess.Popen(in_ns(ns, argv), stdin=subprocess.DEVNULL,
+                             stdout=so if stdout else f, stderr=f, start_new_session=True,
+                             close_fds=True)
     lab.spawned.append(p)
     lab.record(name, p.pid, marker)
     return p, out
+
+
+# ---- placement -------------------------------------------------------------------------------
+NETNS_VIP = "10.79.0.10"
+
+
+def placement(a):
+    """{component: (netns or None, address, port)} for redis, manager, fe<i>, node<i>, lb."""
+    if a.layout == "netns":
+        place = {"redis": ("sp-sdb", "10.78.0.40", 6379), "manager": ("sp-mgr", "10.78.0.30", 8000),
+                 "lb": ("sp-lb", NETNS_VIP, 80)}
+        place.update({f"fe{i}": (f"sp-fe{i}", f"10.78.0.{20 + i}", 8080) for i in (1, 2)})
+        place.update({f"node{i}": (f"sp-node{i}", f"10.78.0.{50 + i}", 80) for i in (1, 2, 3)})
+        missing = [ns for ns, _, _ in place.values() if not os.path.exists(f"/run/netns/{ns}")]
+        if missing:
+            raise RuntimeError(f"--layout netns: namespace(s) {', '.join(sorted(set(missing)))} "
+                               "missing: run tools/lab/labnet.sh up first")
+        return place
+    if a.port_base is None:
+        raise RuntimeError("--port-base is required with --layout loopback")
+    h, P, F, N = a.host, a.port_base, a.frontends, a.nodes
+    place = {"redis": (None, h, a.redis_port), "manager": (None, h, P),
+             "lb": (None, h, P + F + N + 1)}
+    place.update({f"fe{i}": (None, h, P + i) for i in range(1, F + 1)})
+    place.update({f"node{i}": (None, h, P + F + i) for i in range(1, N + 1)})
+    return place
+
+
+def url(place, name):
+    _, host, port = place[name]
+    return f"http://{host}" + ("" if port == 80 else f":{port}")
+
+
+HAPROXY = """\
+# HAProxy on the lab object service's endpoint (from tools/lab/service/svcctl.py)
+global
+    log stdout format raw local0 info
+    maxconn 2000
+
+defaults
+    mode http
+    log global
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+    timeout http-request 30s
+    timeout http-keep-alive 30s
+    option dontlognull
+
+frontend s3
+    bind {listen}
+    # the front end's x-amz-request-id names this request in every tier's access log
+    capture response header x-amz-request-id len 32
+    log-format "%[date,utime(%Y-%m-%dT%H:%M:%S)] lb req=%[capture.res.hdr(0)] client=%ci:%cp method=%HM uri=%{{+Q}}HU status=%ST bytes_in=%U bytes_out=%B backend=%b server=%s tt_ms=%Tt"
+    # a front end that answers before reading a body the client holds back (Expect:
+    # 100-continue and an early error) closes; the client's connection must close too, or its
+    # next request would be read as that body
+    http-response set-var(txn.close) bool(true) if {{ res.hdr(x-sp-close) -m found }}
+    http-response del-header x-sp-close
+    http-after-response set-header Connection close if {{ var(txn.close) -m bool }}
+    default_backend frontends
+
+backend frontends
+    balance roundrobin
+    option forwardfor
+{servers}
+"""
 
 
 # ---- commands --------------------------------------------------------------------------------
 def start(lab, a):
     for d in (lab.run, lab.logs, lab.keys, os.path.join(lab.base, "redis")):
         os.makedirs(d, exist_ok=True)
-    host, P, F, N = a.host, a.port_base, a.frontends, a.nodes
+    place = placement(a)
+    fe_names = sorted((n for n in place if n.startswith("fe")), key=lambda n: int(n[2:]))
+    node_names = sorted((n for n in place if n.startswith("node")), key=lambda n: int(n[4:]))
     fe_secret = lab.secret_file("frontend.key", lambda: secrets.token_hex(32))
     nm_secret = lab.secret_file("nodemgr.key", lambda: secrets.token_hex(32))
     node_keys = os.path.join(lab.keys, "node-keys")
@@ -182,13 +265,15 @@ def start(lab, a):
         f.write(f"frontend {fe_secret}\nnodemgr {nm_secret}\n")
     ak, sk = lab.secret_file("client", new_client_credential).split()
 
-    # Redis: private, on a unix socket; dumps on shutdown so state survives down/up
+    # Redis: private; the unix socket DIR/redis.sock for this host's management, TCP for the
+    # service hosts in the netns layout; dumps on shutdown so state survives down/up
+    rns, rhost, rport = place["redis"]
     conf = os.path.join(lab.base, "redis", "redis.conf")
     with open(conf, "w") as f:
-        f.write(f"port {a.redis_port}\nbind {host}\nunixsocket {lab.sock}\nunixsocketperm 700\n"
-                f"dir {os.path.join(lab.base, 'redis')}\nsave 3600 1\nappendonly no\n"
-                f"daemonize no\nlogfile {os.path.join(lab.logs, 'redis.log')}\n")
-    proc, _ = spawn(lab, "redis", ["redis-server", conf], "redis-server")
+        f.write(f"port {rport}\nbind {rhost}\nprotected-mode no\nunixsocket {lab.sock}\n"
+                f"unixsocketperm 700\ndir {os.path.join(lab.base, 'redis')}\nsave 3600 1\n"
+                f"appendonly no\ndaemonize no\nlogfile {os.path.join(lab.logs, 'redis.log')}\n")
+    proc, _ = spawn(lab, "redis", ["redis-server", conf], "redis-server", rns)
     r = redis.Redis(unix_socket_path=lab.sock, decode_responses=True)
     deadline = time.monotonic() + START_TIMEOUT
     while True:
@@ -200,13 +285,13 @@ def start(lab, a):
                 raise RuntimeError(f"redis-server did not start; {lab.logs}/redis.log:\n"
                                    f"{tail(os.path.join(lab.logs, 'redis.log'))}") from None
             time.sleep(0.05)
-    redis_url = f"unix://{lab.sock}"
+    redis_url = f"redis://{rhost}:{rport}/0" if rns else f"unix://{lab.sock}"
     r.hset(f"svc:cred:{{{ak}}}", mapping={"secret": sk, "owner": "lab"})
 
     # storage nodes: one nginx each
     nodes = {}
-    for i in range(1, N + 1):
-        name, port = f"node{i}", P + F + i
+    for name in node_names:
+        ns, host, port = place[name]
         prefix = os.path.join(lab.base, name)
         os.makedirs(prefix, exist_ok=True)
         conf = os.path.join(prefix, "nginx.conf")
@@ -216,45 +301,64 @@ def start(lab, a):
                         "--keys", node_keys, "--log", access,
                         "--error-log", os.path.join(lab.logs, f"{name}.error"), "--out", conf],
                        check=True)
-        res = subprocess.run(["nginx", "-p", prefix, "-c", conf], capture_output=True, text=True)
+        res = subprocess.run(in_ns(ns, ["nginx", "-p", prefix, "-c", conf]), capture_output=True,
+                             text=True)
         if res.returncode != 0:
             raise RuntimeError(f"nginx for {name} failed: {res.stderr.strip()}")
         with open(os.path.join(prefix, "nginx.pid")) as f:
             lab.record(name, int(f.read()), f"nginx -p {prefix}")
-        nodes[name] = f"http://{host}:{port}"
+        nodes[name] = url(place, name)
 
     # storage manager and front ends
-    manager = f"http://{host}:{P}"
+    mns, mhost, mport = place["manager"]
+    manager = url(place, "manager")
     mproc, mout = spawn(lab, "manager", [
-        os.path.join(HERE, "storage_manager.py"), "--listen", f"{host}:{P}", "--redis",
+        os.path.join(HERE, "storage_manager.py"), "--listen", f"{mhost}:{mport}", "--redis",
         redis_url, "--nodes", ",".join(f"{n}={u}" for n, u in nodes.items()),
         "--replicas", str(a.replicas), "--log", os.path.join(lab.logs, "manager.log")],
-        "storage_manager.py")
+        "storage_manager.py", mns)
     fes = []
-    for i in range(1, F + 1):
-        port = P + i
-        proc, out = spawn(lab, f"fe{i}", [
+    for name in fe_names:
+        ns, host, port = place[name]
+        proc, out = spawn(lab, name, [
             os.path.join(HERE, "s3front.py"), "--listen", f"{host}:{port}", "--redis",
             redis_url, "--manager", manager, "--node-key-id", "frontend", "--node-key-file",
-            os.path.join(lab.keys, "frontend.key"), "--region", a.region, "--name", f"fe{i}",
-            "--log", os.path.join(lab.logs, f"fe{i}.log")], "s3front.py")
-        fes.append((f"fe{i}", port, proc, out))
+            os.path.join(lab.keys, "frontend.key"), "--region", a.region, "--name", name,
+            "--log", os.path.join(lab.logs, f"{name}.log")], "s3front.py", ns)
+        fes.append((name, host, port, proc, out))
     # (a spawned program is checked through its Popen: before exec, its command line is ours)
-    wait_port(host, P, lambda: mproc.poll() is None, "storage manager", mout)
-    for name, port, proc, out in fes:
+    wait_port(mhost, mport, lambda: mproc.poll() is None, "storage manager", mout)
+    for name, host, port, proc, out in fes:
         wait_port(host, port, lambda: proc.poll() is None, f"front end {name}", out)
-    for i, name in enumerate(nodes, 1):
+    for name in node_names:
         with open(os.path.join(lab.base, name, "nginx.pid")) as f:
             pid = int(f.read())
-        wait_port(host, P + F + i, lambda: proc_alive(pid, "nginx"), f"storage node {name}",
+        _, host, port = place[name]
+        wait_port(host, port, lambda: proc_alive(pid, "nginx"), f"storage node {name}",
                   os.path.join(lab.logs, f"{name}.error"))
 
+    # HAProxy on the endpoint, last: its first health checks find every front end up
+    lns, lhost, lport = place["lb"]
+    conf = os.path.join(lab.base, "haproxy.cfg")
+    with open(conf, "w") as f:
+        f.write(HAPROXY.format(listen=f"{lhost}:{lport}", servers="".join(
+            f"    server {n} {h}:{p} check inter 2s\n" for n, h, p, _, _ in fes)))
+    res = subprocess.run(["haproxy", "-c", "-q", "-f", conf], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"haproxy -c {conf}: {res.stdout}{res.stderr}".strip())
+    lproc, lout = spawn(lab, "lb", ["haproxy", "-db", "-f", conf], f"haproxy -db -f {conf}", lns,
+                        stdout=os.path.join(lab.logs, "lb.access.log"))
+    wait_port(lhost, lport, lambda: lproc.poll() is None, "HAProxy", lout)
+    endpoint = url(place, "lb")
+    hostport = endpoint.split("//", 1)[1]
+
     env = {
-        "SVC_BASE": lab.base, "SVC_HOST": host, "SVC_REGION": a.region,
+        "SVC_BASE": lab.base, "SVC_LAYOUT": a.layout, "SVC_REGION": a.region,
         "SVC_REDIS_URL": redis_url, "SVC_REDIS_SOCKET": lab.sock,
-        "SVC_MANAGER": manager, "SVC_ENDPOINT": f"http://{host}:{P + 1}",
-        "SVC_FRONTENDS": ",".join(f"http://{host}:{port}" for _, port, _, _ in fes),
+        "SVC_MANAGER": manager, "SVC_ENDPOINT": endpoint,
+        "SVC_FRONTENDS": ",".join(url(place, n) for n in fe_names),
         "SVC_NODES": ",".join(f"{n}={u}" for n, u in nodes.items()),
+        "SVC_NAMESPACES": ",".join(f"{n}={place[n][0]}" for n in place if place[n][0]),
         "SVC_REPLICAS": str(a.replicas), "SVC_NODE_KEYS": node_keys,
         "SVC_FRONTEND_KEY_ID": "frontend", "SVC_NODEMGR_KEY_ID": "nodemgr",
         "SVC_NODEMGR_KEY_FILE": os.path.join(lab.keys, "nodemgr.key"),
@@ -265,8 +369,8 @@ def start(lab, a):
     with open(env["AWS_CONFIG_FILE"], "w") as f:
         f.write(f"[default]\nregion = {a.region}\ns3 =\n    addressing_style = path\n")
     with open(os.path.join(lab.base, "s3cfg"), "w") as f:
-        f.write(f"[default]\naccess_key = {ak}\nsecret_key = {sk}\nhost_base = {host}:{P + 1}\n"
-                f"host_bucket = {host}:{P + 1}\nbucket_location = {a.region}\nuse_https = False\n"
+        f.write(f"[default]\naccess_key = {ak}\nsecret_key = {sk}\nhost_base = {hostport}\n"
+                f"host_bucket = {hostport}\nbucket_location = {a.region}\nuse_https = False\n"
                 "signature_v4 = True\n")
     with open(os.path.join(lab.base, "env"), "w") as f:
         f.write("# lab object service (tools/lab/service/svcctl.py up): `. this-file` to use it\n")
@@ -292,8 +396,11 @@ def cmd_up(a):
             p.wait()
         stop_all(lab)
         return 1
-    log(f"up in {time.monotonic() - t0:.1f} s: {a.nodes} storage nodes, storage manager, "
-        f"{a.frontends} front ends; . {lab.base}/env")
+    with open(lab.env_json) as f:
+        env = json.load(f)
+    log(f"up in {time.monotonic() - t0:.1f} s ({a.layout}): HAProxy on {env['SVC_ENDPOINT']}, "
+        f"{len(env['SVC_FRONTENDS'].split(','))} front ends, storage manager, "
+        f"{len(env['SVC_NODES'].split(','))} storage nodes; . {lab.base}/env")
     return 0
 
 
@@ -329,7 +436,7 @@ def cmd_status(a):
     if os.path.exists(lab.env_json):
         with open(lab.env_json) as f:
             env = json.load(f)
-        print(f"endpoint {env['SVC_ENDPOINT']}  front ends {env['SVC_FRONTENDS']}")
+        print(f"endpoint (HAProxy) {env['SVC_ENDPOINT']}  front ends {env['SVC_FRONTENDS']}")
         print(f"manager {env['SVC_MANAGER']}  nodes {env['SVC_NODES']}")
         print(f"redis {env['SVC_REDIS_URL']}  logs {env['SVC_LOGS']}  env {lab.base}/env")
     ok = procs and up == len(procs) and os.path.exists(lab.env_json)
@@ -343,7 +450,8 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     u = sub.add_parser("up", help="start everything (nothing if already running)")
     u.add_argument("--base", required=True, help="state directory")
-    u.add_argument("--port-base", type=int, required=True)
+    u.add_argument("--layout", choices=("loopback", "netns"), default="loopback")
+    u.add_argument("--port-base", type=int, help="first port (loopback layout)")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--nodes", type=int, default=3)
     u.add_argument("--frontends", type=int, default=2)
