@@ -13,7 +13,7 @@ import pytest
 
 import sphelpers as sp
 
-LAB = os.path.join(sp.ROOT, "tools", "lab", "lab.sh")
+LABNET = os.path.join(sp.ROOT, "tools", "lab", "labnet.sh")
 RUN_DEFAULT = os.path.join(sp.ROOT, "tools", "lab", "run-default.sh")
 PY = "/usr/bin/python3"
 
@@ -51,7 +51,8 @@ def ping(ns, target, count=3, check=True):
 # --- (a) the README's run command ---------------------------------------------------------
 
 def test_run_default_once():
-    """tools/lab/run-default.sh --once: builds, starts Redis + lab + shortpathd, every check passes."""
+    """tools/lab/run-default.sh --once: lab.sh up (build, network, service, Redis, shortpathd),
+    every check passes (ping, HTTP, S3 through shortpathd and every tier), lab.sh down."""
     proc = subprocess.Popen([RUN_DEFAULT, "--once"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=sp.ROOT)
     try:
@@ -67,6 +68,8 @@ def test_run_default_once():
         assert re.search(rf"OK +sp-fabric -> {VM_IP[vm]}: .* 0% packet loss", out), out
         assert re.search(rf"OK +{vm} downloaded {FILE_BYTES} bytes .*: sha256 OK", out), \
             f"no verified download for {vm}:\n{out}"
+    assert re.search(r"OK +sp-vm2: get-object 20 MiB in \d+ s: sha256 OK", out), out
+    assert "passed LB -> front end -> storage manager -> storage node" in out, out
     assert "FAIL" not in out, out
     assert "shortpathd stopped on SIGTERM, exit 0" in out, out
     assert "packet pool: 0 of " in out, out
@@ -81,14 +84,14 @@ def test_run_default_once():
 
 @pytest.fixture
 def lab():
-    """The namespaces and veths of tools/lab/lab.sh (always removed afterwards)."""
-    sh(LAB, "down")
+    """The namespaces and veths of tools/lab/labnet.sh (always removed afterwards)."""
+    sh(LABNET, "down")
     try:
-        sh(LAB, "up")
-        sh(LAB, "status")
+        sh(LABNET, "up")
+        sh(LABNET, "status")
         yield
     finally:
-        sh(LAB, "down", check=False)
+        sh(LABNET, "down", check=False)
 
 
 def lab_config(prefix, api_port):

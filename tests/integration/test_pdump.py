@@ -1,7 +1,6 @@
 """rte_pdump is initialised: dpdk-dumpcap attaches to a running shortpathd and captures its ports."""
 import os
 import subprocess
-import time
 
 import pytest
 

@@ -1,24 +1,22 @@
 #!/bin/bash
-# The README's "run" command: build shortpathd, start the namespace lab and show traffic going through it (--once: demo, clean up, exit 0 iff every check passed).
+# The README's "run" command: bring the whole lab up (tools/lab/lab.sh up) and show traffic and S3 clients going through shortpathd (--once: demo, clean up, exit 0 iff every check passed).
 #
 #   sudo tools/lab/run-default.sh          demo, then stays up until Ctrl-C, then removes everything
 #   sudo tools/lab/run-default.sh --once   demo, clean up, exit 0 if every check passed (the tests run this)
 #
-# Steps: install packages (tools/install-deps.sh), build if needed, start a private redis-server
-# (configs/redis-dev.conf), create the lab (tools/lab/lab.sh up), start shortpathd with
-# configs/lab.conf, then ping, a 20 MiB HTTP download per VM checked by sha256, telemetry and
-# /metrics. A trap stops everything this script started (also on failure or Ctrl-C).
+# Steps: tools/lab/lab.sh up (packages, build, the namespace network, the object service behind
+# the fabric, Redis, shortpathd with configs/lab.conf), then ping, a 20 MiB HTTP download per VM
+# checked by sha256, S3 with awscli from the VMs (20 MiB put from one, get from the other, sha256,
+# and the request's path through the service's access logs), telemetry and /metrics. A trap runs
+# tools/lab/lab.sh down (also on failure or Ctrl-C) and checks shortpathd stopped cleanly.
 # shellcheck disable=SC2317 # functions called through wait_until and the EXIT trap
 set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
 RUN=/run/shortpath-lab
-SOCK=$RUN/redis.sock
 PREFIX=shortpath-lab
 API=127.0.0.1:9180
-CONF=$ROOT/configs/lab.conf
-SHORTPATHD=$ROOT/build/control/shortpathd
 LAB=$ROOT/tools/lab/lab.sh
 PY=/usr/bin/python3
 FABRIC_IP=10.77.0.1
@@ -46,9 +44,8 @@ done
 T0=$(date +%s.%N)
 CHECKS=0
 FAILURES=0
-REDIS_PID=""
-SP_PID=""
 HTTP_PID=""
+WORK=""
 LAB_TOUCHED=0
 WAITING=0
 
@@ -106,7 +103,6 @@ stop_child() {
 	return 0
 }
 
-redis_ping() { [ "$(redis-cli -s "$SOCK" ping 2>/dev/null)" = PONG ]; }
 api_get() { curl -s -m 5 "http://$API$1"; }
 health_status() { api_get /v1/health | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null; }
 health_ok() { [ "$(health_status)" = ok ]; }
@@ -120,34 +116,18 @@ cleanup() {
 		stop_child "$HTTP_PID" 5
 		info "HTTP server in sp-fabric stopped"
 	fi
-	if [ -n "$SP_PID" ]; then
-		if stop_child "$SP_PID" 30; then
-			local pool
-			pool=$(grep -o 'packet pool: [0-9]* of [0-9]* mbufs in use after close' \
-				"$RUN/shortpathd.log" | tail -n 1)
-			if [ "$STOP_RC" = 0 ]; then
-				pass "shortpathd stopped on SIGTERM, exit 0"
-			else
-				bad "shortpathd exit status $STOP_RC on SIGTERM (log: $RUN/shortpathd.log)"
-			fi
-			case "$pool" in
-			"packet pool: 0 of "*) pass "shortpathd returned every mbuf: $pool" ;;
-			*) bad "shortpathd did not return every mbuf: '${pool:-no pool line in the log}'" ;;
-			esac
-		else
-			bad "shortpathd did not stop within 30 s of SIGTERM: killed (log: $RUN/shortpathd.log)"
-		fi
-		# EAL leaves its runtime files (~6 MB of fbarrays in /run) behind after it exits.
-		rm -rf "/var/run/dpdk/$PREFIX"
-	fi
-	if [ -n "$REDIS_PID" ]; then
-		stop_child "$REDIS_PID" 10
-		info "redis-server stopped"
-	fi
 	if [ "$LAB_TOUCHED" -eq 1 ]; then
-		"$LAB" down | indent
+		local down
+		down=$("$LAB" down 2>&1)
+		echo "$down" | indent
+		case "$down" in
+		*"shortpathd stopped on SIGTERM, exit 0; packet pool: 0 of "*)
+			pass "shortpathd stopped on SIGTERM, exit 0, every mbuf returned" ;;
+		*"shortpathd stopped"* | *"shortpathd did not stop"*)
+			bad "shortpathd did not stop cleanly (see above)" ;;
+		esac
 	fi
-	rm -rf "$RUN/www" "$RUN"/download-*.bin
+	[ -z "$WORK" ] || rm -rf "$WORK"
 	printf '\n'
 	if [ "$rc" -eq 0 ] && [ "$FAILURES" -eq 0 ]; then
 		echo "run-default: all $CHECKS checks passed ($(elapsed) s); logs in $RUN/"
@@ -166,69 +146,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'printf "\nrun-default: interrupted\n"; exit 130' INT TERM
 
-step "Installing packages (tools/install-deps.sh)"
-tools/install-deps.sh 2>&1 | indent || fail "tools/install-deps.sh failed"
-
-step "Building shortpathd"
-mkdir -p "$RUN" || fail "cannot create $RUN"
-if [ ! -f build/build.ninja ]; then
-	meson setup build >"$RUN/build.log" 2>&1 || {
-		tail -n 30 "$RUN/build.log" | indent
-		fail "meson setup build failed (full log: $RUN/build.log)"
-	}
-fi
-ninja -C build >>"$RUN/build.log" 2>&1 || {
-	tail -n 30 "$RUN/build.log" | indent
-	fail "ninja -C build failed (full log: $RUN/build.log)"
-}
-[ -x "$SHORTPATHD" ] || fail "no $SHORTPATHD after the build"
-info "$("$SHORTPATHD" -c "$CONF" --check 2>&1)"
-"$SHORTPATHD" -c "$CONF" --check >/dev/null 2>&1 || fail "configs/lab.conf does not validate"
-
-step "Starting Redis (configs/redis-dev.conf, unix:$SOCK)"
-if redis_ping; then
-	info "a redis-server already answers on $SOCK: using it (and leaving it running)"
-else
-	setsid redis-server "$ROOT/configs/redis-dev.conf" >"$RUN/redis.log" 2>&1 &
-	REDIS_PID=$!
-	wait_until 10 redis_ping || {
-		tail -n 20 "$RUN/redis.log" | indent
-		fail "redis-server did not answer on $SOCK within 10 s (log: $RUN/redis.log)"
-	}
-	info "redis-server pid $REDIS_PID, no TCP, nothing persisted (log: $RUN/redis.log)"
-fi
-
-step "Creating the lab (tools/lab/lab.sh up)"
+step "Bringing the lab up (tools/lab/lab.sh up)"
 LAB_TOUCHED=1
-"$LAB" up 2>&1 | indent || fail "tools/lab/lab.sh up failed"
-"$LAB" status 2>&1 | indent || fail "the lab is not complete after lab.sh up"
-
-step "Starting shortpathd -c configs/lab.conf (log: $RUN/shortpathd.log)"
-if curl -s -m 2 -o /dev/null "http://$API/v1/health"; then
-	fail "something already answers on $API (another shortpathd with configs/lab.conf? stop it first)"
-fi
-if [ -S "/var/run/dpdk/$PREFIX/dpdk_telemetry.v2" ] &&
-	"$PY" -c "import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(sys.argv[1])" \
-		"/var/run/dpdk/$PREFIX/dpdk_telemetry.v2" 2>/dev/null; then
-	fail "a DPDK process with file prefix $PREFIX is already running (another shortpathd with configs/lab.conf? stop it first)"
-fi
-setsid "$SHORTPATHD" -c "$CONF" >"$RUN/shortpathd.log" 2>&1 &
-SP_PID=$!
-sp_healthy() {
-	alive "$SP_PID" || return 99
-	curl -s -m 2 -o /dev/null "http://$API/v1/health"
-}
-if ! wait_until 30 sp_healthy; then
-	tail -n 30 "$RUN/shortpathd.log" | indent
-	alive "$SP_PID" || { wait "$SP_PID"; SP_RC=$?; SP_PID=""; fail "shortpathd exited (status $SP_RC) before its API came up"; }
-	fail "shortpathd's API did not answer on $API within 30 s"
-fi
-grep -E '^shortpath: (port |running)' "$RUN/shortpathd.log" | indent
+"$LAB" up 2>&1 | indent
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "tools/lab/lab.sh up failed (output above)"
+SP_PID=$(cat "$RUN/shortpathd.pid")
 pass "shortpathd pid $SP_PID is up: http://$API/v1/health answers"
-if wait_until 10 health_ok; then
-	pass "health is \"ok\": shortpathd is connected to Redis at unix:$SOCK"
+if health_ok; then
+	pass "health is \"ok\": shortpathd is connected to Redis"
 else
-	bad "health is \"$(health_status)\" after 10 s, not \"ok\" (Redis connection: see $RUN/shortpathd.log)"
+	bad "health is \"$(health_status)\", not \"ok\" (Redis connection: see $RUN/shortpathd.log)"
 fi
 
 step "Ping: each VM namespace -> the fabric ($FABRIC_IP), then the fabric -> each VM"
@@ -253,12 +180,13 @@ for vm in $VMS; do
 done
 
 step "HTTP: a 20 MiB random file served in sp-fabric, downloaded by each VM, checked by sha256"
-mkdir -p "$RUN/www" || fail "cannot create $RUN/www"
-head -c "$FILE_BYTES" /dev/urandom >"$RUN/www/$FILE" || fail "cannot write $RUN/www/$FILE"
-WANT=$(sha256sum "$RUN/www/$FILE" | cut -d' ' -f1)
+WORK=$(mktemp -d /tmp/shortpath-demo.XXXXXX) || fail "cannot create a work directory"
+mkdir -p "$WORK/www" || fail "cannot create $WORK/www"
+head -c "$FILE_BYTES" /dev/urandom >"$WORK/www/$FILE" || fail "cannot write $RUN/www/$FILE"
+WANT=$(sha256sum "$WORK/www/$FILE" | cut -d' ' -f1)
 info "served: http://$FABRIC_IP:$HTTP_PORT/$FILE ($FILE_BYTES bytes, sha256 $WANT)"
 setsid ip netns exec sp-fabric "$PY" -m http.server "$HTTP_PORT" --bind "$FABRIC_IP" \
-	--directory "$RUN/www" >"$RUN/http.log" 2>&1 &
+	--directory "$WORK/www" >"$RUN/http.log" 2>&1 &
 HTTP_PID=$!
 http_up() {
 	alive "$HTTP_PID" || return 99
@@ -266,7 +194,7 @@ http_up() {
 }
 wait_until 15 http_up || fail "the HTTP server in sp-fabric did not come up within 15 s (log: $RUN/http.log)"
 for vm in $VMS; do
-	dst="$RUN/download-$vm.bin"
+	dst="$WORK/download-$vm.bin"
 	w=$(ip netns exec "$vm" curl -sS --max-time 120 -o "$dst" \
 		-w '%{http_code} %{size_download} %{time_total}' \
 		"http://$FABRIC_IP:$HTTP_PORT/$FILE" 2>&1)
@@ -281,6 +209,66 @@ for vm in $VMS; do
 	fi
 	rm -f "$dst"
 done
+
+step "S3 through shortpathd: awscli in sp-vm1 puts 20 MiB, awscli in sp-vm2 gets it (sha256)"
+SVC=$RUN/svc
+# awscli with the lab's credentials only (nothing from this host's ~/.aws)
+aws_in() { # netns args...
+	local ns=$1
+	shift
+	ip netns exec "$ns" env -i PATH=/usr/bin:/bin HOME="$WORK" AWS_PAGER="" \
+		AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true \
+		AWS_CONFIG_FILE="$SVC/aws-config" AWS_ACCESS_KEY_ID="$SVC_AK" \
+		AWS_SECRET_ACCESS_KEY="$SVC_SK" AWS_DEFAULT_REGION=us-east-1 \
+		timeout 120 /usr/bin/aws --endpoint-url "$SVC_ENDPOINT" s3api "$@"
+}
+SVC_ENDPOINT=$(sed -n "s/^export SVC_ENDPOINT=//p" "$SVC/env" | tr -d "'")
+SVC_AK=$(sed -n "s/^export AWS_ACCESS_KEY_ID=//p" "$SVC/env" | tr -d "'")
+SVC_SK=$(sed -n "s/^export AWS_SECRET_ACCESS_KEY=//p" "$SVC/env" | tr -d "'")
+info "endpoint $SVC_ENDPOINT (HAProxy in sp-lb), access key $SVC_AK"
+BUCKET=demo-$(date +%s)
+if out=$(aws_in sp-vm1 create-bucket --bucket "$BUCKET" 2>&1); then
+	pass "sp-vm1: create-bucket $BUCKET"
+else
+	echo "$out" | indent
+	bad "sp-vm1: create-bucket $BUCKET failed"
+fi
+t=$SECONDS
+if out=$(aws_in sp-vm1 put-object --bucket "$BUCKET" --key blob.bin --body "$WORK/www/$FILE" 2>&1) &&
+	grep -q "$(md5sum "$WORK/www/$FILE" | cut -d' ' -f1)" <<<"$out"; then
+	pass "sp-vm1: put-object 20 MiB in $((SECONDS - t)) s, ETag = MD5 of the file"
+else
+	echo "$out" | indent
+	bad "sp-vm1: put-object failed or its ETag is not the file's MD5"
+fi
+t=$SECONDS
+out=$(aws_in sp-vm2 get-object --bucket "$BUCKET" --key blob.bin "$WORK/s3-get.bin" 2>&1)
+got=$(sha256sum "$WORK/s3-get.bin" 2>/dev/null | cut -d' ' -f1)
+if [ "$got" = "$WANT" ]; then
+	pass "sp-vm2: get-object 20 MiB in $((SECONDS - t)) s: sha256 OK"
+else
+	echo "$out" | indent
+	bad "sp-vm2: get-object: sha256 ${got:-none}, want $WANT"
+fi
+# the GET's request id (the LB logs the x-amz-request-id it relayed) in every tier's access log
+rid=$(grep -E "client=10\.77\.0\.12:[0-9]+ method=GET uri=\"/$BUCKET/blob.bin\" status=200" \
+	"$SVC/logs/lb.access.log" | tail -n 1 | sed -n 's/.* req=\([0-9A-F]*\) .*/\1/p')
+if [ -n "$rid" ]; then
+	info "the GET's path through the service (request id $rid):"
+	grep -h "req=$rid " "$SVC/logs/lb.access.log" "$SVC"/logs/fe*.log "$SVC/logs/manager.log" \
+		"$SVC"/logs/node*.access.log | cut -c1-200 | indent
+	tiers=$(grep -l "req=$rid " "$SVC"/logs/*.log | xargs -n1 basename | tr '\n' ' ')
+	if [[ $tiers == *lb.access.log* && $tiers == *fe[0-9].log* && $tiers == *manager.log* &&
+		$tiers == *node[0-9].access.log* ]]; then
+		pass "request $rid passed LB -> front end -> storage manager -> storage node (${tiers% })"
+	else
+		bad "request $rid is not in every tier's log (found in: $tiers)"
+	fi
+else
+	bad "the GET is not in $SVC/logs/lb.access.log"
+fi
+aws_in sp-vm1 delete-object --bucket "$BUCKET" --key blob.bin >/dev/null 2>&1
+aws_in sp-vm1 delete-bucket --bucket "$BUCKET" >/dev/null 2>&1
 
 step "Management API: GET http://$API/v1/health"
 api_get /v1/health | indent
@@ -333,6 +321,9 @@ cat <<EOF
     curl -s $API/v1/stats
     curl -s $API/metrics
     tail -f $RUN/shortpathd.log
+    . $RUN/svc/env; ip netns exec sp-vm1 aws --endpoint-url \$SVC_ENDPOINT s3api list-buckets
+    ip netns exec sp-vm2 tools/lab/s3round.py --env $RUN/svc/env.json --client all
+    tail -f $RUN/svc/logs/lb.access.log $RUN/svc/logs/fe1.log $RUN/svc/logs/node1.access.log
     tools/lab/lab.sh status
 EOF
 
