@@ -1,7 +1,9 @@
-/* Management HTTP API on a kernel socket: /v1/health, /v1/stats (JSON), /metrics (Prometheus). */
+/* Management HTTP API on a kernel socket: /v1/health, /v1/stats (JSON), /metrics (Prometheus),
+ * /v1/services. */
 #include "sp_api.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "sp_ctl.h"
 #include "sp_log.h"
 #include "sp_redis.h"
+#include "sp_services.h"
 #include "sp_stats.h"
 
 struct sp_api {
@@ -23,8 +26,33 @@ struct sp_api {
 	struct evhttp *http;
 };
 
-static void
-send_json(struct evhttp_request *req, int code, const char *reason, json_t *body)
+static const char *
+reason_phrase(int code)
+{
+	switch (code) {
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return code < 400 ? "OK" : code < 500 ? "Bad Request" : "Internal Server Error";
+	}
+}
+
+void
+sp_api_send_json(struct evhttp_request *req, int code, json_t *body)
 {
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
 	char *text = json_dumps(body, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -34,15 +62,24 @@ send_json(struct evhttp_request *req, int code, const char *reason, json_t *body
 	evbuffer_add_printf(out, "%s\n", text ? text : "{}");
 	free(text);
 	json_decref(body);
-	evhttp_send_reply(req, code, reason, NULL);
+	evhttp_send_reply(req, code, reason_phrase(code), NULL);
 }
 
-static void
-send_error(struct evhttp_request *req, int code, const char *reason, const char *ecode,
-	   const char *msg)
+void
+sp_api_send_error(struct evhttp_request *req, int code, const char *ecode, const char *field,
+		  const char *fmt, ...)
 {
-	send_json(req, code, reason,
-		  json_pack("{s:{s:s,s:s}}", "error", "code", ecode, "message", msg));
+	char msg[256];
+	va_list ap;
+	json_t *o;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o = json_pack("{s:s,s:s}", "error", ecode, "message", msg);
+	if (field != NULL)
+		json_object_set_new(o, "field", json_string(field));
+	sp_api_send_json(req, code, o);
 }
 
 static json_t *
@@ -87,11 +124,11 @@ handle_health(struct sp_api *api, struct evhttp_request *req)
 	bool up = sp_redis_up(ctl->redis);
 
 	/* Degraded still answers 200: the fast path keeps forwarding without Redis. */
-	send_json(req, HTTP_OK, "OK",
-		  json_pack("{s:s,s:o,s:b,s:I,s:I}", "status", up ? "ok" : "degraded", "redis",
-			    redis_json(ctl), "forwarding", ctl->dp->running, "workers",
-			    (json_int_t)ctl->dp->n_workers, "uptime_ms",
-			    (json_int_t)(sp_ctl_now_ms() - ctl->start_ms)));
+	sp_api_send_json(req, HTTP_OK,
+			 json_pack("{s:s,s:o,s:b,s:I,s:I}", "status", up ? "ok" : "degraded",
+				   "redis", redis_json(ctl), "forwarding", ctl->dp->running,
+				   "workers", (json_int_t)ctl->dp->n_workers, "uptime_ms",
+				   (json_int_t)(sp_ctl_now_ms() - ctl->start_ms)));
 }
 
 static void
@@ -149,7 +186,7 @@ handle_stats(struct sp_api *api, struct evhttp_request *req)
 			    json_pack("{s:I,s:I}", "size", (json_int_t)dp->pool->size, "in_use",
 				      (json_int_t)sp_dp_pool_in_use(dp)));
 	json_object_set_new(root, "redis", redis_json(api->ctl));
-	send_json(req, HTTP_OK, "OK", root);
+	sp_api_send_json(req, HTTP_OK, root);
 }
 
 static void
@@ -226,6 +263,7 @@ handle_metrics(struct sp_api *api, struct evhttp_request *req)
 	prom_family(b, "sp_uptime_seconds", "gauge", "seconds since shortpathd started");
 	evbuffer_add_printf(b, "sp_uptime_seconds %.3f\n",
 			    (double)(sp_ctl_now_ms() - api->ctl->start_ms) / 1000.0);
+	sp_services_metrics(api->ctl->services, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_send_reply(req, HTTP_OK, "OK", NULL);
@@ -251,6 +289,10 @@ dispatch(struct evhttp_request *req, void *arg)
 
 	if (path == NULL || *path == '\0')
 		path = "/";
+	if (strcmp(path, "/v1/services") == 0 || strncmp(path, "/v1/services/", 13) == 0) {
+		sp_services_http(api->ctl->services, req, path);
+		return;
+	}
 	for (i = 0; i < RTE_DIM(routes); i++) {
 		if (strcmp(path, routes[i].path) != 0)
 			continue;
@@ -258,14 +300,14 @@ dispatch(struct evhttp_request *req, void *arg)
 			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
 					  "GET, HEAD");
 			snprintf(msg, sizeof(msg), "%s takes GET", routes[i].path);
-			send_error(req, 405, "Method Not Allowed", "MethodNotAllowed", msg);
+			sp_api_send_error(req, 405, "method_not_allowed", NULL, "%s", msg);
 			return;
 		}
 		routes[i].fn(api, req);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "no such endpoint: %.120s", path);
-	send_error(req, HTTP_NOTFOUND, "Not Found", "NotFound", msg);
+	sp_api_send_error(req, HTTP_NOTFOUND, "not_found", NULL, "%s", msg);
 }
 
 int

@@ -1,4 +1,5 @@
-/* Management HTTP API on a kernel socket: /v1/health, /v1/stats (JSON), /metrics (Prometheus). */
+/* Management HTTP API on a kernel socket: /v1/health, /v1/stats (JSON), /metrics (Prometheus),
+ * /v1/services. */
 #ifndef SP_API_H
 #define SP_API_H
 
@@ -6,6 +7,14 @@
 
 struct sp_ctl;
 struct sp_api;
+struct evhttp_request;
+typedef struct json_t json_t;
+
+/* Reply with body (a new reference, consumed) as JSON. */
+void sp_api_send_json(struct evhttp_request *req, int code, json_t *body);
+/* Reply with {"error": CODE, "message": ..., "field": FIELD (if not NULL)}. */
+void sp_api_send_error(struct evhttp_request *req, int code, const char *ecode, const char *field,
+		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 int sp_api_create(struct sp_ctl *ctl, const char *listen, struct sp_api **out, char *err,
 		  size_t errlen);

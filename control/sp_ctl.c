@@ -12,6 +12,7 @@
 
 #include "sp_api.h"
 #include "sp_log.h"
+#include "sp_services.h"
 #include "sp_redis.h"
 
 uint64_t
@@ -97,6 +98,11 @@ sp_ctl_create(struct sp_ctl *ctl, const struct sp_conf *cfg, struct sp_dp *dp, c
 		snprintf(err, errlen, "cannot create the Redis client: %s", strerror(-rc));
 		return rc;
 	}
+	rc = sp_services_create(ctl, &ctl->services);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot set up the services: %s", strerror(-rc));
+		return rc;
+	}
 	rc = sp_api_create(ctl, cfg->api_listen, &ctl->api, err, errlen);
 	if (rc != 0)
 		return rc;
@@ -117,10 +123,16 @@ void
 sp_ctl_destroy(struct sp_ctl *ctl)
 {
 	sp_telemetry_unregister();
-	sp_api_destroy(ctl->api);
-	ctl->api = NULL;
+	/* Redis first: commands in flight get their callbacks and answer their API requests
+	 * (503), then what is still queued for the services, then the API itself */
+	if (ctl->redis != NULL)
+		sp_redis_set_listener(ctl->redis, NULL, NULL, NULL);
 	sp_redis_destroy(ctl->redis);
 	ctl->redis = NULL;
+	sp_services_destroy(ctl->services);
+	ctl->services = NULL;
+	sp_api_destroy(ctl->api);
+	ctl->api = NULL;
 	if (ctl->sig_int)
 		event_free(ctl->sig_int);
 	if (ctl->sig_term)

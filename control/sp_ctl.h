@@ -11,6 +11,7 @@ struct event_base;
 struct event;
 struct sp_redis;
 struct sp_api;
+struct sp_services;
 
 struct sp_ctl {
 	const struct sp_conf *cfg;
@@ -22,6 +23,7 @@ struct sp_ctl {
 	struct event *housekeeping;
 	struct sp_redis *redis;
 	struct sp_api *api;
+	struct sp_services *services;
 	uint64_t start_ms;
 	char instance[64]; /* host name: the instance's id in Redis */
 };

@@ -36,6 +36,16 @@ struct sp_redis {
 	int hs_step;	       /* enum handshake_step in progress */
 	bool stopping;
 	struct sp_redis_info info; /* state is read by other threads: atomics */
+	sp_redis_event_fn on_up;   /* the handshake completed */
+	sp_redis_event_fn on_beat; /* a heartbeat was sent while up */
+	void *listener;
+};
+
+/* One command sent for a user of this module (sp_redis_command). */
+struct user_cmd {
+	struct sp_redis *r;
+	sp_redis_reply_fn fn;
+	void *arg;
 };
 
 static void schedule_reconnect(struct sp_redis *r, const char *why, bool timeout);
@@ -141,6 +151,8 @@ heartbeat(struct sp_redis *r)
 	snprintf(alive, sizeof(alive), "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 	(void)send_command(r, on_heartbeat_reply, "SET sp:node:{%s}:alive %s PX %" PRId64,
 			   r->instance, alive, r->cfg->redis_heartbeat_ms * 3);
+	if (r->on_beat != NULL)
+		r->on_beat(r->listener);
 }
 
 static void
@@ -220,6 +232,8 @@ handshake_step(struct sp_redis *r, enum handshake_step step)
 		SP_LOG(NOTICE, "redis: up at %s (db %" PRId64 ")", r->cfg->redis_address,
 		       r->cfg->redis_db);
 		heartbeat(r);
+		if (r->on_up != NULL && r->ac != NULL)
+			r->on_up(r->listener);
 		return;
 	}
 }
@@ -391,9 +405,14 @@ sp_redis_destroy(struct sp_redis *r)
 		return;
 	r->stopping = true;
 	if (r->ac != NULL) {
-		r->ac->data = NULL;
-		redisAsyncFree(r->ac);
+		redisAsyncContext *ac = r->ac;
+
+		/* pending commands get their callbacks (NULL replies) inside redisAsyncFree: by
+		 * then nothing new may be sent */
 		r->ac = NULL;
+		set_state(r, SP_REDIS_DISCONNECTED);
+		ac->data = NULL;
+		redisAsyncFree(ac);
 	}
 	if (r->reconnect_timer)
 		event_free(r->reconnect_timer);
@@ -427,4 +446,62 @@ void
 sp_redis_last_error(const struct sp_redis *r, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s", r->info.last_error);
+}
+
+void
+sp_redis_set_listener(struct sp_redis *r, sp_redis_event_fn on_up, sp_redis_event_fn on_beat,
+		      void *arg)
+{
+	r->on_up = on_up;
+	r->on_beat = on_beat;
+	r->listener = arg;
+}
+
+static void
+on_user_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct user_cmd *c = priv;
+	redisReply *rep = reply;
+
+	RTE_SET_USED(ac);
+	/* the watchdog bookkeeping of every command; an error reply is the user's to judge */
+	if (c->r->inflight > 0)
+		c->r->inflight--;
+	if (c->r->inflight == 0)
+		evtimer_del(c->r->command_timer);
+	else
+		arm_ms(c->r->command_timer, c->r->cfg->redis_command_timeout_ms);
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+		snprintf(c->r->info.last_error, sizeof(c->r->info.last_error), "%s", rep->str);
+	c->fn(c->arg, rep);
+	free(c);
+}
+
+int
+sp_redis_command(struct sp_redis *r, sp_redis_reply_fn fn, void *arg, const char *fmt, ...)
+{
+	struct user_cmd *c;
+	va_list ap;
+	int rc;
+
+	if (!sp_redis_up(r) || r->ac == NULL)
+		return -ENOTCONN;
+	c = malloc(sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	c->r = r;
+	c->fn = fn;
+	c->arg = arg;
+	va_start(ap, fmt);
+	rc = redisvAsyncCommand(r->ac, on_user_reply, c, fmt, ap);
+	va_end(ap);
+	if (rc != REDIS_OK) {
+		free(c);
+		return -EIO;
+	}
+	r->inflight++;
+	__atomic_fetch_add(&r->info.commands, 1, __ATOMIC_RELAXED);
+	if (!evtimer_pending(r->command_timer, NULL))
+		arm_ms(r->command_timer, r->cfg->redis_command_timeout_ms);
+	return 0;
 }

@@ -37,4 +37,21 @@ void sp_redis_info(const struct sp_redis *r, struct sp_redis_info *out);
 void sp_redis_last_error(const struct sp_redis *r, char *buf, size_t len);
 const char *sp_redis_state_name(enum sp_redis_state s);
 
+struct redisReply;
+/* A command's answer: reply is NULL when none came (connection lost, timed out, shutting
+ * down); an error reply is passed as it is (type REDIS_REPLY_ERROR). */
+typedef void (*sp_redis_reply_fn)(void *arg, const struct redisReply *reply);
+typedef void (*sp_redis_event_fn)(void *arg);
+
+/*
+ * Send a command (hiredis format) while the connection is up; fn is called exactly once with
+ * the reply, also when the connection goes away. -ENOTCONN when not up (fn is not called).
+ */
+int sp_redis_command(struct sp_redis *r, sp_redis_reply_fn fn, void *arg, const char *fmt, ...);
+
+/* Callbacks on the control thread: on_up after every completed handshake, on_beat with every
+ * heartbeat sent while up (either may be NULL). */
+void sp_redis_set_listener(struct sp_redis *r, sp_redis_event_fn on_up, sp_redis_event_fn on_beat,
+			   void *arg);
+
 #endif /* SP_REDIS_H */

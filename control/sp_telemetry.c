@@ -1,4 +1,5 @@
-/* DPDK telemetry commands /shortpath/stats, /shortpath/ports and /shortpath/lcores. */
+/* DPDK telemetry commands /shortpath/stats, /shortpath/ports, /shortpath/lcores and
+ * /shortpath/services. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include "sp_ctl.h"
 #include "sp_redis.h"
+#include "sp_services.h"
 #include "sp_stats.h"
 
 /*
@@ -161,6 +163,14 @@ tel_lcores_locked(const char *cmd, const char *params, struct rte_tel_data *d)
 	return 0;
 }
 
+static int
+tel_services_locked(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	RTE_SET_USED(cmd);
+	RTE_SET_USED(params);
+	return sp_services_telemetry(tel_ctl->services, d);
+}
+
 /* Run one command under the lock, refusing once shortpathd is shutting down. */
 #define SP_TEL_WRAP(fn)                                                                            \
 	static int fn(const char *cmd, const char *params, struct rte_tel_data *d)                 \
@@ -175,6 +185,7 @@ tel_lcores_locked(const char *cmd, const char *params, struct rte_tel_data *d)
 SP_TEL_WRAP(tel_stats)
 SP_TEL_WRAP(tel_ports)
 SP_TEL_WRAP(tel_lcores)
+SP_TEL_WRAP(tel_services)
 
 int
 sp_telemetry_register(struct sp_ctl *ctl)
@@ -195,6 +206,9 @@ sp_telemetry_register(struct sp_ctl *ctl)
 		"/shortpath/lcores", tel_lcores,
 		"shortpath worker lcores: rx/tx, drops by reason, loop "
 		"iterations, busy and idle cycles. Parameter: lcore id (optional)");
+	rc |= rte_telemetry_register_cmd("/shortpath/services", tel_services,
+					 "shortpath enhanced services: VIP, port, path, packets "
+					 "VMs sent to them. No parameters");
 	return rc == 0 ? 0 : -EINVAL;
 }
 

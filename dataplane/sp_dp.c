@@ -1,6 +1,7 @@
 /* Dataplane lifecycle: pool, ports, MAC table, punt ring, RCU, workers; orderly teardown. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_cycles.h>
@@ -228,6 +229,8 @@ sp_dp_destroy(struct sp_dp *dp)
 		rte_mempool_free(dp->pool);
 	}
 	sp_mac_destroy(dp);
+	free(dp->svc_table); /* the workers are gone: no grace period needed */
+	dp->svc_table = NULL;
 	rte_free(dp->qsbr);
 	for (i = 0; i < dp->n_workers; i++)
 		rte_free(dp->workers[i]);

@@ -10,6 +10,7 @@
 
 #include "sp_conf.h"
 #include "sp_counters.h"
+#include "sp_svc.h"
 
 #define SP_TXBUF_MAX 512
 #define SP_MAX_RXQ (SP_CONF_MAX_PORTS * 4)
@@ -85,6 +86,7 @@ struct sp_worker {
 		learn_tat[SP_CONF_MAX_PORTS]; /* GCRA theoretical arrival time of punts, per port */
 	uint64_t mac_cache_gen;
 	struct sp_worker_stats stats;
+	struct sp_svc_counters svc[SP_SVC_MAX]; /* by service slot */
 	struct sp_txbuf tx[SP_CONF_MAX_PORTS];
 } __rte_cache_aligned;
 
@@ -131,6 +133,7 @@ struct sp_dp {
 	uint32_t mac_log_suppressed;
 	struct rte_ring *punt; /* MP/SC, struct sp_punt_msg elements */
 	struct rte_rcu_qsbr *qsbr;
+	struct sp_svc_table *svc_table; /* RCU-published by control (sp_svc_publish); may be NULL */
 	uint16_t burst;
 	uint64_t learn_refresh_tsc;  /* re-punt a known MAC this often (keeps it from aging) */
 	uint64_t learn_grace_tsc;    /* a just-punted MAC is served locally this long */

@@ -8,6 +8,7 @@
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring_elem.h>
+#include <rte_tcp.h>
 
 #include "sp_dp.h"
 #include "sp_log.h"
@@ -64,23 +65,46 @@ tx_enqueue(struct sp_worker *w, uint16_t port_idx, struct rte_mbuf *m)
  * never modified. Returns -1 for a runt, 1 for a broadcast/multicast destination, else 0.
  */
 static inline int
-classify(struct sp_worker *w, struct rte_mbuf *m, const struct rte_ether_hdr *eth)
+classify(struct sp_worker *w, struct rte_mbuf *m, const struct rte_ether_hdr *eth,
+	 struct sp_pkt_info *pi)
 {
-	struct sp_pkt_info pi;
 	bool mcast;
 
 	sp_pkt_parse_partial((const uint8_t *)eth, rte_pktmbuf_data_len(m), rte_pktmbuf_pkt_len(m),
-			     &pi);
-	if (unlikely(pi.err != SP_PKT_ERR_NONE)) {
-		SP_CNT_ADD(w->stats.parse[pi.err], 1);
-		if (pi.err == SP_PKT_ERR_RUNT)
+			     pi);
+	if (unlikely(pi->err != SP_PKT_ERR_NONE)) {
+		SP_CNT_ADD(w->stats.parse[pi->err], 1);
+		if (pi->err == SP_PKT_ERR_RUNT)
 			return -1;
 	}
 	mcast = rte_is_multicast_ether_addr(&eth->dst_addr);
-	SP_CNT_ADD(w->stats.class_hist[sp_class_bucket(pi.l3, pi.l4, pi.n_vlan != 0, mcast,
+	SP_CNT_ADD(w->stats.class_hist[sp_class_bucket(pi->l3, pi->l4, pi->n_vlan != 0, mcast,
 						       m->nb_segs > 1)],
 		   1);
 	return mcast;
+}
+
+/*
+ * A TCP segment from a VM to an enhanced service's VIP and port: counted by service. (It is
+ * still forwarded unchanged: the worker's TCP endpoint for enhanced services comes next.)
+ */
+static inline void
+service_match(struct sp_worker *w, const struct sp_svc_table *svc, const struct rte_mbuf *m,
+	      const struct rte_ether_hdr *eth, const struct sp_pkt_info *pi)
+{
+	const uint8_t *l3 = (const uint8_t *)eth + pi->l3_off;
+	bool v6 = pi->l3 == SP_L3_IPV6;
+	struct sp_svc_counters *c;
+	int slot;
+
+	slot = sp_svc_lookup(svc, v6, v6 ? l3 + 24 : l3 + 16, rte_cpu_to_be_16(pi->dport));
+	if (slot < 0)
+		return;
+	c = &w->svc[slot];
+	SP_CNT_ADD(c->vm_packets, 1);
+	SP_CNT_ADD(c->vm_bytes, m->pkt_len);
+	if ((pi->tcp_flags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) == RTE_TCP_SYN_FLAG)
+		SP_CNT_ADD(c->vm_syns, 1);
 }
 
 /* A MAC as a non-zero 64-bit key (the frame has >= 14 bytes, so 8-byte loads stay inside). */
@@ -140,9 +164,13 @@ from_vm(struct sp_worker *w, const struct sp_rxq *q, struct rte_mbuf **pkts, uin
 	uint64_t now)
 {
 	struct sp_dp *dp = w->dp;
+	const struct sp_svc_table *svc = __atomic_load_n(&dp->svc_table, __ATOMIC_ACQUIRE);
 	uint64_t key, last_src = 0, bytes = 0;
+	struct sp_pkt_info pi;
 	uint16_t i;
 
+	if (svc != NULL && svc->n == 0)
+		svc = NULL;
 	for (i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
@@ -150,7 +178,7 @@ from_vm(struct sp_worker *w, const struct sp_rxq *q, struct rte_mbuf **pkts, uin
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
 		bytes += m->pkt_len;
-		if (unlikely(classify(w, m, eth) < 0)) {
+		if (unlikely(classify(w, m, eth, &pi) < 0)) {
 			drop(w, m, SP_DROP_RUNT);
 			continue;
 		}
@@ -163,6 +191,8 @@ from_vm(struct sp_worker *w, const struct sp_rxq *q, struct rte_mbuf **pkts, uin
 			learn(w, q->port_idx, &eth->src_addr, key, now);
 			last_src = key;
 		}
+		if (svc != NULL && pi.l4 == SP_L4_TCP && !pi.is_fragment)
+			service_match(w, svc, m, eth, &pi);
 		tx_enqueue(w, dp->uplink_idx, m);
 	}
 	SP_CNT_ADD(w->stats.rx_bytes, bytes);
@@ -256,6 +286,7 @@ from_uplink(struct sp_worker *w, struct rte_mbuf **pkts, uint16_t n, uint64_t no
 	uint16_t dst[SP_TXBUF_MAX], miss[RTE_HASH_LOOKUP_BULK_MAX];
 	uint16_t i, k = 0;
 	uint64_t key, bytes = 0;
+	struct sp_pkt_info pi;
 	int cls;
 
 	mac_cache_sync(w);
@@ -267,7 +298,7 @@ from_uplink(struct sp_worker *w, struct rte_mbuf **pkts, uint16_t n, uint64_t no
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
 		bytes += m->pkt_len;
-		cls = classify(w, m, eth);
+		cls = classify(w, m, eth, &pi);
 		if (unlikely(cls < 0)) {
 			dst[i] = SP_DST_DROP + SP_DROP_RUNT;
 			continue;

@@ -273,8 +273,8 @@ def test_unknown_path_404_json(sp, method, path):
     status, headers, body = sp.api(path, method)
     assert status == 404
     assert headers["Content-Type"] == "application/json"
-    err = json.loads(body)["error"]
-    assert err["code"] == "NotFound" and path in err["message"]
+    err = json.loads(body)
+    assert err["error"] == "not_found" and path in err["message"]
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
@@ -284,5 +284,5 @@ def test_wrong_method_405_json(sp, method, path):
     assert status == 405
     assert headers["Allow"] == "GET, HEAD"
     assert headers["Content-Type"] == "application/json"
-    err = json.loads(body)["error"]
-    assert err["code"] == "MethodNotAllowed" and path in err["message"]
+    err = json.loads(body)
+    assert err["error"] == "method_not_allowed" and path in err["message"]

@@ -1,0 +1,999 @@
+/* Enhanced services: validation, the Redis copy (sp:services, sp:services:epoch), the /v1/services
+ * API, and the table the workers read. */
+#include "sp_services.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <rte_byteorder.h>
+#include <rte_common.h>
+#include <rte_telemetry.h>
+
+#include "sp_api.h"
+#include "sp_ctl.h"
+#include "sp_log.h"
+#include "sp_redis.h"
+
+#define NAME_MAX_LEN 32
+#define KEY_ID_MAX_LEN 64
+#define TTL_MAX_S 86400
+#define REDIS_HASH "sp:services"
+#define REDIS_EPOCH "sp:services:epoch"
+
+/* One service held by the control thread; its index in the array is its slot. */
+struct svc {
+	bool used;
+	char name[NAME_MAX_LEN + 1];
+	json_t *def; /* the normalised definition (no name/path/note/epoch) */
+	bool ipv6;
+	uint8_t addr[16];
+	uint16_t port;
+	uint64_t epoch;		     /* the epoch it was stored or loaded under */
+	struct sp_svc_counters base; /* the slot's counters when this service took it */
+};
+
+enum op_kind {
+	OP_RELOAD, /* read every service from Redis */
+	OP_PUT,
+	OP_PATCH,
+	OP_DELETE,
+};
+
+/* A queued change or reload: processed one at a time, in arrival order. */
+struct op {
+	TAILQ_ENTRY(op) next;
+	struct sp_services *s;
+	enum op_kind kind;
+	struct evhttp_request *req; /* NULL for a reload */
+	char name[NAME_MAX_LEN + 1];
+	json_t *body; /* the request's JSON (PUT, PATCH) */
+	json_t *def;  /* the validated definition being stored */
+	bool created; /* PUT of a new name */
+	bool ipv6;    /* the new definition's key */
+	uint8_t addr[16];
+	uint16_t port;
+};
+
+struct sp_services {
+	struct sp_ctl *ctl;
+	pthread_mutex_t lock; /* the svc array against readers on other threads (telemetry) */
+	uint64_t epoch;	      /* of what is loaded */
+	bool loaded;
+	bool busy;	    /* the head of the queue is in flight */
+	bool epoch_probe;   /* a GET of the epoch is in flight */
+	bool reload_queued; /* a reload is waiting in the queue */
+	TAILQ_HEAD(, op) queue;
+	struct svc svc[SP_SVC_MAX];
+};
+
+static void run_queue(struct sp_services *s);
+
+/* ---- validation ---------------------------------------------------------------------------- */
+
+struct verr {
+	char field[48];
+	char msg[160];
+};
+
+static int
+bad(struct verr *e, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(e->field, sizeof(e->field), "%s", field);
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static bool
+name_ok(const char *n)
+{
+	size_t i, len = strlen(n);
+
+	if (len == 0 || len > NAME_MAX_LEN ||
+	    !((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= '0' && n[0] <= '9')))
+		return false;
+	for (i = 1; i < len; i++)
+		if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') || n[i] == '-' ||
+		      n[i] == '_'))
+			return false;
+	return true;
+}
+
+/* A numeric IPv4 or IPv6 address. */
+static bool
+parse_ip(const char *v, bool *ipv6, uint8_t addr[16])
+{
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, v, addr) == 1) {
+		*ipv6 = false;
+		return true;
+	}
+	if (inet_pton(AF_INET6, v, addr) == 1) {
+		*ipv6 = true;
+		return true;
+	}
+	return false;
+}
+
+/* "a.b.c.d:port" or "[v6]:port", numeric, port 1..65535. */
+static bool
+addrport_ok(const char *v)
+{
+	char host[64];
+	const char *colon = strrchr(v, ':');
+	char *end;
+	long port;
+	bool v6;
+	uint8_t a[16];
+	size_t hl;
+
+	if (colon == NULL || colon == v)
+		return false;
+	hl = (size_t)(colon - v);
+	if (v[0] == '[') {
+		if (hl < 3 || v[hl - 1] != ']' || hl - 2 >= sizeof(host))
+			return false;
+		memcpy(host, v + 1, hl - 2);
+		host[hl - 2] = '\0';
+	} else {
+		if (hl >= sizeof(host))
+			return false;
+		memcpy(host, v, hl);
+		host[hl] = '\0';
+	}
+	if (!parse_ip(host, &v6, a) || v6 != (v[0] == '['))
+		return false;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	return colon[1] != '\0' && *end == '\0' && errno == 0 && port >= 1 && port <= 65535;
+}
+
+static bool
+key_id_ok(const char *v)
+{
+	size_t i, len = strlen(v);
+
+	if (len == 0 || len > KEY_ID_MAX_LEN)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+		      (v[i] >= '0' && v[i] <= '9') || v[i] == '_' || v[i] == '.' || v[i] == '-'))
+			return false;
+	return true;
+}
+
+static json_t *
+defaults(void)
+{
+	return json_pack("{s:i,s:s,s:[ss],s:{s:s,s:i},s:s}", "port", 80, "kind", "http-object",
+			 "enhanced", "GET", "HEAD", "cache", "policy", "none", "ttl_s", 0, "auth",
+			 "service");
+}
+
+static int
+check_cache(json_t *v, json_t *cur, struct verr *e)
+{
+	const char *k;
+	json_t *x;
+
+	if (!json_is_object(v))
+		return bad(e, "cache", "must be an object {\"policy\": ..., \"ttl_s\": ...}");
+	json_object_foreach(v, k, x)
+	{
+		if (strcmp(k, "policy") == 0) {
+			const char *p = json_string_value(x);
+
+			if (p == NULL || (strcmp(p, "none") != 0 && strcmp(p, "ttl") != 0 &&
+					  strcmp(p, "verify") != 0))
+				return bad(e, "cache.policy",
+					   "must be \"none\", \"ttl\" or \"verify\"");
+		} else if (strcmp(k, "ttl_s") == 0) {
+			if (!json_is_integer(x) || json_integer_value(x) < 0 ||
+			    json_integer_value(x) > TTL_MAX_S)
+				return bad(e, "cache.ttl_s", "must be an integer from 0 to %d",
+					   TTL_MAX_S);
+		} else {
+			return bad(e, "cache", "unknown field \"%.40s\" (policy, ttl_s)", k);
+		}
+		json_object_set(cur, k, x);
+	}
+	return 0;
+}
+
+/*
+ * The definition that results from applying body to base (PATCH) or to the defaults (PUT,
+ * base NULL), checked field by field. On success *out is a new reference and the VIP and port
+ * are in ipv6/addr/port.
+ */
+static int
+validate(const json_t *body, const json_t *base, json_t **out, bool *ipv6, uint8_t addr[16],
+	 uint16_t *port, struct verr *e)
+{
+	json_t *d, *v;
+	const char *k;
+	int rc = 0;
+
+	if (!json_is_object(body))
+		return bad(e, "body", "must be a JSON object");
+	d = base != NULL ? json_deep_copy(base) : defaults();
+	if (d == NULL)
+		return bad(e, "body", "out of memory");
+	json_object_foreach((json_t *)body, k, v)
+	{
+		if (strcmp(k, "vip") == 0) {
+			if (!json_is_string(v) || !parse_ip(json_string_value(v), ipv6, addr))
+				rc = bad(e, "vip", "must be a numeric IPv4 or IPv6 address");
+		} else if (strcmp(k, "port") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+			    json_integer_value(v) > 65535)
+				rc = bad(e, "port", "must be an integer from 1 to 65535");
+		} else if (strcmp(k, "kind") == 0) {
+			if (!json_is_string(v) || strcmp(json_string_value(v), "http-object") != 0)
+				rc = bad(e, "kind", "must be \"http-object\"");
+		} else if (strcmp(k, "enhanced") == 0) {
+			static const char *const ops[] = {"GET", "HEAD", "PUT", "DELETE"};
+			unsigned int seen = 0, j;
+			size_t i;
+			json_t *x;
+
+			if (!json_is_array(v)) {
+				rc = bad(e, "enhanced", "must be a list of GET, HEAD, PUT, DELETE");
+				break;
+			}
+			json_array_foreach(v, i, x)
+			{
+				for (j = 0; j < RTE_DIM(ops); j++)
+					if (json_is_string(x) &&
+					    strcmp(json_string_value(x), ops[j]) == 0)
+						break;
+				if (j == RTE_DIM(ops)) {
+					rc = bad(e, "enhanced",
+						 "item %zu: must be GET, HEAD, PUT or DELETE", i);
+					break;
+				}
+				if (seen & (1u << j)) {
+					rc = bad(e, "enhanced", "%s is listed twice", ops[j]);
+					break;
+				}
+				seen |= 1u << j;
+			}
+		} else if (strcmp(k, "storage_manager") == 0) {
+			if (!json_is_string(v) || !addrport_ok(json_string_value(v)))
+				rc = bad(e, "storage_manager",
+					 "must be a numeric ADDRESS:PORT ([v6]:port for IPv6)");
+		} else if (strcmp(k, "node_key_id") == 0) {
+			if (!json_is_string(v) || !key_id_ok(json_string_value(v)))
+				rc = bad(e, "node_key_id",
+					 "must be 1 to %d characters of A-Z a-z 0-9 _ . -",
+					 KEY_ID_MAX_LEN);
+		} else if (strcmp(k, "cache") == 0) {
+			rc = check_cache(v, json_object_get(d, "cache"), e);
+			continue; /* merged field by field */
+		} else if (strcmp(k, "auth") == 0) {
+			const char *a = json_string_value(v);
+
+			if (a != NULL &&
+			    (strcmp(a, "first") == 0 || strcmp(a, "every-request") == 0))
+				rc = bad(e, "auth",
+					 "\"%s\" needs local authentication, which this version "
+					 "does not have yet: use \"service\" or \"none\"",
+					 a);
+			else if (a == NULL || (strcmp(a, "service") != 0 && strcmp(a, "none") != 0))
+				rc = bad(e, "auth", "must be \"service\" or \"none\"");
+		} else {
+			rc = bad(e, k, "unknown field");
+		}
+		if (rc != 0)
+			break;
+		json_object_set(d, k, v);
+	}
+	if (rc == 0) {
+		static const char *const required[] = {"vip", "storage_manager", "node_key_id"};
+		unsigned int j;
+
+		for (j = 0; j < RTE_DIM(required) && rc == 0; j++)
+			if (json_object_get(d, required[j]) == NULL)
+				rc = bad(e, required[j], "is required");
+	}
+	if (rc == 0) {
+		parse_ip(json_string_value(json_object_get(d, "vip")), ipv6, addr);
+		*port = (uint16_t)json_integer_value(json_object_get(d, "port"));
+		*out = d;
+		return 0;
+	}
+	json_decref(d);
+	return rc;
+}
+
+/* ---- state --------------------------------------------------------------------------------- */
+
+static bool
+direct(const json_t *def)
+{
+	return strcmp(json_string_value(json_object_get(def, "auth")), "none") == 0 &&
+	       json_array_size(json_object_get(def, "enhanced")) > 0;
+}
+
+/* The API's view of a service: the definition plus name, path, note and epoch. */
+static json_t *
+service_json(const struct svc *v)
+{
+	json_t *o = json_deep_copy(v->def);
+	const char *auth = json_string_value(json_object_get(v->def, "auth"));
+	const char *note;
+
+	if (direct(v->def))
+		note = "auth = none: enhanced requests may go directly to the storage nodes";
+	else if (json_array_size(json_object_get(v->def, "enhanced")) == 0)
+		note = "no operation is enhanced: every request takes the ordinary path";
+	else if (strcmp(auth, "service") == 0)
+		note = "auth = service: the service authenticates requests, so enhanced requests "
+		       "take the ordinary path until local authentication is available";
+	else
+		note = "ordinary path";
+	json_object_set_new(o, "name", json_string(v->name));
+	json_object_set_new(o, "path", json_string(direct(v->def) ? "direct" : "ordinary"));
+	json_object_set_new(o, "note", json_string(note));
+	json_object_set_new(o, "epoch", json_integer((json_int_t)v->epoch));
+	return o;
+}
+
+static struct svc *
+find(struct sp_services *s, const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < SP_SVC_MAX; i++)
+		if (s->svc[i].used && strcmp(s->svc[i].name, name) == 0)
+			return &s->svc[i];
+	return NULL;
+}
+
+/* Another service (not the one named) with this VIP and port. */
+static struct svc *
+clash(struct sp_services *s, const char *name, bool ipv6, const uint8_t *addr, uint16_t port)
+{
+	unsigned int i;
+
+	for (i = 0; i < SP_SVC_MAX; i++) {
+		struct svc *v = &s->svc[i];
+
+		if (v->used && strcmp(v->name, name) != 0 && v->ipv6 == ipv6 && v->port == port &&
+		    memcmp(v->addr, addr, 16) == 0)
+			return v;
+	}
+	return NULL;
+}
+
+/* Rebuild and publish the workers' table from the array (control thread). */
+static void
+publish(struct sp_services *s)
+{
+	struct sp_svc_table *t = sp_svc_table_new(s->epoch);
+	unsigned int i;
+
+	if (t == NULL) {
+		SP_LOG(ERR, "services: out of memory for the workers' table (kept the old one)");
+		return;
+	}
+	for (i = 0; i < SP_SVC_MAX; i++) {
+		const struct svc *v = &s->svc[i];
+
+		if (v->used)
+			sp_svc_table_add(t, v->ipv6, v->addr, rte_cpu_to_be_16(v->port),
+					 (uint16_t)i);
+	}
+	sp_svc_publish(s->ctl->dp, t);
+}
+
+/* Put (or replace) a service in the array; called with the lock held. */
+static int
+install(struct sp_services *s, const char *name, json_t *def, bool ipv6, const uint8_t *addr,
+	uint16_t port, uint64_t epoch)
+{
+	struct svc *v = find(s, name);
+	unsigned int i;
+
+	if (v == NULL) {
+		for (i = 0; i < SP_SVC_MAX && s->svc[i].used; i++)
+			;
+		if (i == SP_SVC_MAX)
+			return -ENOSPC;
+		v = &s->svc[i];
+		memset(v, 0, sizeof(*v));
+		snprintf(v->name, sizeof(v->name), "%s", name);
+		sp_svc_counters_sum(s->ctl->dp, (uint16_t)i, &v->base);
+		v->used = true;
+	} else {
+		json_decref(v->def);
+	}
+	v->def = json_incref(def);
+	v->ipv6 = ipv6;
+	memcpy(v->addr, addr, 16);
+	v->port = port;
+	v->epoch = epoch;
+	return 0;
+}
+
+static void
+uninstall(struct svc *v)
+{
+	json_decref(v->def);
+	memset(v, 0, sizeof(*v));
+}
+
+/* ---- HTTP replies -------------------------------------------------------------------------- */
+
+static void
+reply_error(struct op *o, int code, const char *ecode, const char *field, const char *msg)
+{
+	if (o->req != NULL)
+		sp_api_send_error(o->req, code, ecode, field, "%s", msg);
+	o->req = NULL;
+}
+
+static void
+op_free(struct op *o)
+{
+	json_decref(o->body);
+	json_decref(o->def);
+	free(o);
+}
+
+/* The head of the queue is done: drop it and go on with the next. */
+static void
+op_done(struct sp_services *s, struct op *o)
+{
+	TAILQ_REMOVE(&s->queue, o, next);
+	if (o->kind == OP_RELOAD)
+		s->reload_queued = false;
+	op_free(o);
+	s->busy = false;
+	run_queue(s);
+}
+
+/* ---- reload from Redis --------------------------------------------------------------------- */
+
+static void
+ignore_reply(void *arg, const redisReply *reply)
+{
+	RTE_SET_USED(arg);
+	RTE_SET_USED(reply);
+}
+
+static uint64_t
+reply_u64(const redisReply *r)
+{
+	if (r == NULL)
+		return 0;
+	if (r->type == REDIS_REPLY_INTEGER)
+		return (uint64_t)r->integer;
+	if (r->type == REDIS_REPLY_STRING)
+		return strtoull(r->str, NULL, 10);
+	return 0;
+}
+
+/* EXEC of MULTI / GET epoch / HGETALL: replace the whole array with what Redis holds. */
+static void
+on_reload(void *arg, const redisReply *reply)
+{
+	struct op *o = arg;
+	struct sp_services *s = o->s;
+	const redisReply *all;
+	bool keep[SP_SVC_MAX] = {false};
+	unsigned int i, n = 0, skipped = 0;
+	uint64_t epoch;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+	    reply->element[1]->type != REDIS_REPLY_ARRAY) {
+		if (reply != NULL)
+			SP_LOG(ERR, "services: unexpected answer to the reload from Redis");
+		/* not loaded: the next connect or epoch probe tries again */
+		op_done(s, o);
+		return;
+	}
+	epoch = reply_u64(reply->element[0]);
+	all = reply->element[1];
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i + 1 < all->elements; i += 2) {
+		const char *name = all->element[i]->str;
+		json_error_t jerr;
+		json_t *body, *def = NULL;
+		struct verr e = {"", ""};
+		uint8_t addr[16];
+		bool ipv6 = false;
+		uint16_t port = 0;
+		struct svc *v;
+		int rc = -EINVAL;
+
+		if (!name_ok(name)) {
+			SP_LOG(WARNING,
+			       "services: %s: bad service name \"%.64s\" in Redis: skipped",
+			       REDIS_HASH, name);
+			skipped++;
+			continue;
+		}
+		body = json_loads(all->element[i + 1]->str, 0, &jerr);
+		if (body == NULL)
+			snprintf(e.msg, sizeof(e.msg), "not JSON (%.120s)", jerr.text);
+		else
+			rc = validate(body, NULL, &def, &ipv6, addr, &port, &e);
+		json_decref(body);
+		if (rc == 0 && (v = clash(s, name, ipv6, addr, port)) != NULL && keep[v - s->svc]) {
+			snprintf(e.field, sizeof(e.field), "vip");
+			snprintf(e.msg, sizeof(e.msg), "same VIP and port as service %s", v->name);
+			rc = -EEXIST;
+		}
+		if (rc == 0 && (v = clash(s, name, ipv6, addr, port)) != NULL)
+			uninstall(v); /* held by a service that is going away */
+		if (rc == 0)
+			rc = install(s, name, def, ipv6, addr, port, epoch);
+		json_decref(def);
+		if (rc != 0) {
+			SP_LOG(WARNING,
+			       "services: service %s in Redis is invalid (%s%s%s): skipped", name,
+			       e.field, e.field[0] ? ": " : "", e.msg[0] ? e.msg : "no room");
+			skipped++;
+			continue;
+		}
+		keep[find(s, name) - s->svc] = true;
+		n++;
+	}
+	for (i = 0; i < SP_SVC_MAX; i++)
+		if (s->svc[i].used && !keep[i])
+			uninstall(&s->svc[i]);
+	if (!s->loaded || epoch != s->epoch)
+		SP_LOG(NOTICE, "services: %u loaded from Redis (epoch %" PRIu64 ")%s", n, epoch,
+		       skipped ? ", some skipped (see above)" : "");
+	s->epoch = epoch;
+	s->loaded = true;
+	publish(s);
+	pthread_mutex_unlock(&s->lock);
+	op_done(s, o);
+}
+
+/* ---- writes -------------------------------------------------------------------------------- */
+
+/* EXEC of MULTI / HSET or HDEL / INCR epoch. */
+static void
+on_write(void *arg, const redisReply *reply)
+{
+	struct op *o = arg;
+	struct sp_services *s = o->s;
+	struct svc *v;
+	uint64_t epoch;
+	bool others;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+	    reply->element[1]->type != REDIS_REPLY_INTEGER) {
+		reply_error(o, 503, "redis_unavailable", NULL,
+			    reply == NULL ? "Redis did not answer: nothing was changed"
+					  : "Redis refused the change: nothing was changed");
+		op_done(s, o);
+		return;
+	}
+	epoch = (uint64_t)reply->element[1]->integer;
+	others = epoch != s->epoch + 1; /* somebody else wrote in between: read it all again */
+	pthread_mutex_lock(&s->lock);
+	s->epoch = epoch;
+	if (o->kind == OP_DELETE) {
+		v = find(s, o->name);
+		if (v != NULL)
+			uninstall(v);
+	} else if (install(s, o->name, o->def, o->ipv6, o->addr, o->port, epoch) != 0) {
+		pthread_mutex_unlock(&s->lock);
+		reply_error(o, 503, "no_room", NULL, "stored in Redis, but no slot is free here");
+		op_done(s, o);
+		return;
+	}
+	publish(s);
+	v = find(s, o->name);
+	pthread_mutex_unlock(&s->lock);
+	SP_LOG(NOTICE, "services: %s %s (epoch %" PRIu64 ")", o->name,
+	       o->kind == OP_DELETE ? "deleted"
+	       : o->created	    ? "created"
+				    : "updated",
+	       epoch);
+	if (o->req != NULL) {
+		if (o->kind == OP_DELETE)
+			evhttp_send_reply(o->req, 204, "No Content", NULL);
+		else
+			sp_api_send_json(o->req, o->created ? 201 : 200, service_json(v));
+		o->req = NULL;
+	}
+	if (others && !s->reload_queued) {
+		struct op *r = calloc(1, sizeof(*r));
+
+		if (r != NULL) {
+			r->s = s;
+			r->kind = OP_RELOAD;
+			s->reload_queued = true;
+			TAILQ_INSERT_AFTER(&s->queue, o, r, next);
+		}
+	}
+	op_done(s, o);
+}
+
+/* Validate a PUT/PATCH/DELETE against the current state; 0 when it may be written. */
+static int
+prepare(struct sp_services *s, struct op *o)
+{
+	struct svc *cur = find(s, o->name), *other;
+	struct verr e = {"", ""};
+	char msg[200];
+
+	if (o->kind != OP_PUT && cur == NULL) {
+		snprintf(msg, sizeof(msg), "no service named %s", o->name);
+		reply_error(o, 404, "not_found", NULL, msg);
+		return -ENOENT;
+	}
+	if (o->kind == OP_DELETE)
+		return 0;
+	if (validate(o->body, o->kind == OP_PATCH ? cur->def : NULL, &o->def, &o->ipv6, o->addr,
+		     &o->port, &e) != 0) {
+		snprintf(msg, sizeof(msg), "%s %s", e.field, e.msg);
+		reply_error(o, 400, "invalid", e.field, msg);
+		return -EINVAL;
+	}
+	other = clash(s, o->name, o->ipv6, o->addr, o->port);
+	if (other != NULL) {
+		snprintf(msg, sizeof(msg), "service %s already has this VIP and port", other->name);
+		reply_error(o, 409, "conflict", "vip", msg);
+		return -EEXIST;
+	}
+	o->created = cur == NULL;
+	return 0;
+}
+
+/* Start the head of the queue, or finish what cannot start. */
+static void
+run_queue(struct sp_services *s)
+{
+	struct sp_redis *r = s->ctl->redis;
+	struct op *o;
+	char *text;
+	int rc;
+
+	while (!s->busy && (o = TAILQ_FIRST(&s->queue)) != NULL) {
+		if (!sp_redis_up(r)) {
+			reply_error(o, 503, "redis_unavailable", NULL,
+				    "Redis is unavailable: changes cannot be stored now");
+			TAILQ_REMOVE(&s->queue, o, next);
+			if (o->kind == OP_RELOAD)
+				s->reload_queued = false;
+			op_free(o);
+			continue;
+		}
+		if (o->kind == OP_RELOAD) {
+			rc = sp_redis_command(r, ignore_reply, NULL, "MULTI");
+			if (rc == 0)
+				rc = sp_redis_command(r, ignore_reply, NULL, "GET " REDIS_EPOCH);
+			if (rc == 0)
+				rc = sp_redis_command(r, ignore_reply, NULL, "HGETALL " REDIS_HASH);
+			if (rc == 0)
+				rc = sp_redis_command(r, on_reload, o, "EXEC");
+		} else {
+			if (prepare(s, o) != 0) {
+				TAILQ_REMOVE(&s->queue, o, next);
+				op_free(o);
+				continue;
+			}
+			text = o->def ? json_dumps(o->def, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+			rc = o->def != NULL && text == NULL ? -ENOMEM : 0;
+			if (rc == 0)
+				rc = sp_redis_command(r, ignore_reply, NULL, "MULTI");
+			if (rc == 0 && o->kind == OP_DELETE)
+				rc = sp_redis_command(r, ignore_reply, NULL,
+						      "HDEL " REDIS_HASH " %s", o->name);
+			else if (rc == 0)
+				rc = sp_redis_command(r, ignore_reply, NULL,
+						      "HSET " REDIS_HASH " %s %s", o->name, text);
+			if (rc == 0)
+				rc = sp_redis_command(r, ignore_reply, NULL, "INCR " REDIS_EPOCH);
+			if (rc == 0)
+				rc = sp_redis_command(r, on_write, o, "EXEC");
+			free(text);
+		}
+		if (rc != 0) {
+			/* the connection broke while queueing: the EXEC callback never comes */
+			reply_error(o, 503, "redis_unavailable", NULL,
+				    "Redis is unavailable: changes cannot be stored now");
+			TAILQ_REMOVE(&s->queue, o, next);
+			if (o->kind == OP_RELOAD)
+				s->reload_queued = false;
+			op_free(o);
+			continue;
+		}
+		s->busy = true;
+	}
+}
+
+static void
+queue_reload(struct sp_services *s)
+{
+	struct op *o;
+
+	if (s->reload_queued)
+		return;
+	o = calloc(1, sizeof(*o));
+	if (o == NULL)
+		return;
+	o->s = s;
+	o->kind = OP_RELOAD;
+	s->reload_queued = true;
+	TAILQ_INSERT_TAIL(&s->queue, o, next);
+	run_queue(s);
+}
+
+static void
+on_redis_up(void *arg)
+{
+	queue_reload(arg);
+}
+
+static void
+on_epoch(void *arg, const redisReply *reply)
+{
+	struct sp_services *s = arg;
+
+	s->epoch_probe = false;
+	if (reply == NULL || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL))
+		return;
+	if (!s->loaded || reply_u64(reply) != s->epoch)
+		queue_reload(s);
+}
+
+/* With every heartbeat: has anybody changed the services (another shortpathd)? */
+static void
+on_redis_beat(void *arg)
+{
+	struct sp_services *s = arg;
+
+	if (s->epoch_probe || s->busy || !TAILQ_EMPTY(&s->queue))
+		return;
+	if (sp_redis_command(s->ctl->redis, on_epoch, s, "GET " REDIS_EPOCH) == 0)
+		s->epoch_probe = true;
+}
+
+/* ---- HTTP ---------------------------------------------------------------------------------- */
+
+static void
+handle_list(struct sp_services *s, struct evhttp_request *req)
+{
+	json_t *list = json_array();
+	const char *order[SP_SVC_MAX];
+	unsigned int i, j, n = 0;
+
+	for (i = 0; i < SP_SVC_MAX; i++) {
+		if (!s->svc[i].used)
+			continue;
+		for (j = n; j > 0 && strcmp(order[j - 1], s->svc[i].name) > 0; j--)
+			order[j] = order[j - 1];
+		order[j] = s->svc[i].name;
+		n++;
+	}
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, service_json(find(s, order[i])));
+	sp_api_send_json(req, 200,
+			 json_pack("{s:I,s:o}", "epoch", (json_int_t)s->epoch, "services", list));
+}
+
+void
+sp_services_http(struct sp_services *s, struct evhttp_request *req, const char *path)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const char *name;
+	struct op *o;
+	struct evbuffer *in;
+	json_error_t jerr;
+	char msg[200];
+
+	if (strcmp(path, "/v1/services") == 0) {
+		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+					  "GET, HEAD");
+			sp_api_send_error(req, 405, "method_not_allowed", NULL,
+					  "/v1/services takes GET (PUT, PATCH and DELETE go to "
+					  "/v1/services/NAME)");
+			return;
+		}
+		handle_list(s, req);
+		return;
+	}
+	name = path + strlen("/v1/services/");
+	if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_PUT &&
+	    m != EVHTTP_REQ_PATCH && m != EVHTTP_REQ_DELETE) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+				  "GET, HEAD, PUT, PATCH, DELETE");
+		sp_api_send_error(req, 405, "method_not_allowed", NULL,
+				  "/v1/services/NAME takes GET, PUT, PATCH or DELETE");
+		return;
+	}
+	if (!name_ok(name)) {
+		snprintf(msg, sizeof(msg),
+			 "name \"%.40s\" must be 1 to %d of a-z 0-9 - _, starting with a letter or "
+			 "digit",
+			 name, NAME_MAX_LEN);
+		sp_api_send_error(req, 400, "invalid", "name", "%s", msg);
+		return;
+	}
+	if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD) {
+		const struct svc *v = find(s, name);
+
+		if (v == NULL)
+			sp_api_send_error(req, 404, "not_found", NULL, "no service named %s", name);
+		else
+			sp_api_send_json(req, 200, service_json(v));
+		return;
+	}
+	o = calloc(1, sizeof(*o));
+	if (o == NULL) {
+		sp_api_send_error(req, 503, "no_memory", NULL, "out of memory");
+		return;
+	}
+	o->s = s;
+	o->req = req;
+	o->kind = m == EVHTTP_REQ_PUT ? OP_PUT : m == EVHTTP_REQ_PATCH ? OP_PATCH : OP_DELETE;
+	snprintf(o->name, sizeof(o->name), "%s", name);
+	if (o->kind != OP_DELETE) {
+		in = evhttp_request_get_input_buffer(req);
+		o->body = json_loadb((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in),
+				     0, &jerr);
+		if (o->body == NULL || !json_is_object(o->body)) {
+			snprintf(msg, sizeof(msg), "body must be a JSON object%s%s",
+				 o->body ? "" : ": ", o->body ? "" : jerr.text);
+			sp_api_send_error(req, 400, "invalid", "body", "%s", msg);
+			op_free(o);
+			return;
+		}
+	}
+	if (!sp_redis_up(s->ctl->redis)) {
+		sp_api_send_error(req, 503, "redis_unavailable", NULL,
+				  "Redis is unavailable: changes cannot be stored now");
+		op_free(o);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&s->queue, o, next);
+	run_queue(s);
+}
+
+/* ---- observability ------------------------------------------------------------------------- */
+
+static void
+counters(struct sp_services *s, unsigned int slot, struct sp_svc_counters *c)
+{
+	const struct svc *v = &s->svc[slot];
+
+	sp_svc_counters_sum(s->ctl->dp, (uint16_t)slot, c);
+	c->vm_packets -= v->base.vm_packets;
+	c->vm_bytes -= v->base.vm_bytes;
+	c->vm_syns -= v->base.vm_syns;
+}
+
+int
+sp_services_telemetry(struct sp_services *s, struct rte_tel_data *d)
+{
+	struct rte_tel_data *all = rte_tel_data_alloc();
+	unsigned int i;
+
+	if (all == NULL)
+		return -ENOMEM;
+	rte_tel_data_start_dict(d);
+	rte_tel_data_start_dict(all);
+	pthread_mutex_lock(&s->lock);
+	rte_tel_data_add_dict_u64(d, "epoch", s->epoch);
+	for (i = 0; i < SP_SVC_MAX; i++) {
+		const struct svc *v = &s->svc[i];
+		struct rte_tel_data *one;
+		struct sp_svc_counters c;
+		char vip[INET6_ADDRSTRLEN];
+
+		if (!v->used || (one = rte_tel_data_alloc()) == NULL)
+			continue;
+		counters(s, i, &c);
+		inet_ntop(v->ipv6 ? AF_INET6 : AF_INET, v->addr, vip, sizeof(vip));
+		rte_tel_data_start_dict(one);
+		rte_tel_data_add_dict_string(one, "vip", vip);
+		rte_tel_data_add_dict_u64(one, "port", v->port);
+		rte_tel_data_add_dict_string(one, "path", direct(v->def) ? "direct" : "ordinary");
+		rte_tel_data_add_dict_u64(one, "slot", i);
+		rte_tel_data_add_dict_u64(one, "vm_packets", c.vm_packets);
+		rte_tel_data_add_dict_u64(one, "vm_bytes", c.vm_bytes);
+		rte_tel_data_add_dict_u64(one, "vm_syns", c.vm_syns);
+		rte_tel_data_add_dict_container(all, v->name, one, 0);
+	}
+	pthread_mutex_unlock(&s->lock);
+	rte_tel_data_add_dict_container(d, "services", all, 0);
+	return 0;
+}
+
+void
+sp_services_metrics(struct sp_services *s, struct evbuffer *b)
+{
+	static const char *const names[] = {"vm_packets", "vm_bytes", "vm_syns"};
+	static const char *const help[] = {
+		"TCP segments VMs sent to the service's VIP and port",
+		"bytes of those segments (frames)",
+		"connection attempts (SYN without ACK) among them",
+	};
+	unsigned int i, k;
+
+	evbuffer_add_printf(b, "# HELP sp_services Enhanced services defined\n"
+			       "# TYPE sp_services gauge\n");
+	for (i = 0, k = 0; i < SP_SVC_MAX; i++)
+		k += s->svc[i].used;
+	evbuffer_add_printf(b, "sp_services %u\n", k);
+	if (k == 0)
+		return; /* no family without samples */
+	for (k = 0; k < RTE_DIM(names); k++) {
+		evbuffer_add_printf(
+			b, "# HELP sp_service_%s_total %s\n# TYPE sp_service_%s_total counter\n",
+			names[k], help[k], names[k]);
+		for (i = 0; i < SP_SVC_MAX; i++) {
+			struct sp_svc_counters c;
+			uint64_t v;
+
+			if (!s->svc[i].used)
+				continue;
+			counters(s, i, &c);
+			v = k == 0 ? c.vm_packets : k == 1 ? c.vm_bytes : c.vm_syns;
+			evbuffer_add_printf(b, "sp_service_%s_total{service=\"%s\"} %" PRIu64 "\n",
+					    names[k], s->svc[i].name, v);
+		}
+	}
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+int
+sp_services_create(struct sp_ctl *ctl, struct sp_services **out)
+{
+	struct sp_services *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return -ENOMEM;
+	s->ctl = ctl;
+	pthread_mutex_init(&s->lock, NULL);
+	TAILQ_INIT(&s->queue);
+	sp_redis_set_listener(ctl->redis, on_redis_up, on_redis_beat, s);
+	*out = s;
+	return 0;
+}
+
+void
+sp_services_destroy(struct sp_services *s)
+{
+	struct op *o;
+	unsigned int i;
+
+	if (s == NULL)
+		return;
+	/* the Redis client is gone (sp_ctl_destroy frees it first): nothing is in flight */
+	while ((o = TAILQ_FIRST(&s->queue)) != NULL) {
+		reply_error(o, 503, "shutting_down", NULL, "shortpathd is stopping");
+		TAILQ_REMOVE(&s->queue, o, next);
+		op_free(o);
+	}
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < SP_SVC_MAX; i++)
+		if (s->svc[i].used)
+			uninstall(&s->svc[i]);
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
