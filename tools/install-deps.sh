@@ -3,7 +3,7 @@
 set -eu
 
 PKGS="build-essential meson ninja-build pkg-config clang-format
-libdpdk-dev dpdk dpdk-dev libhiredis-dev libssl-dev libevent-dev libjansson-dev libcmocka-dev libpcap-dev
+libdpdk-dev dpdk dpdk-dev libhiredis-dev libssl-dev libevent-dev libjansson-dev libcmocka-dev libpcap-dev libhttp-parser-dev
 redis-server redis-tools
 python3 python3-scapy python3-pytest
 iproute2 ethtool iputils-ping curl tcpdump procps psmisc

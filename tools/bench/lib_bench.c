@@ -7,10 +7,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <http_parser.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "sp_http.h"
 #include "sp_siphash.h"
 #include "sp_syncookie.h"
 #include "sp_tcp.h"
@@ -233,6 +235,90 @@ bench_tcp(double seconds)
 	return 0;
 }
 
+/* An awscli GetObject head as it arrives (SigV4 header auth, a range). */
+static const char http_head[] =
+	"GET /bucket/logs/2024/app.log HTTP/1.1\r\n"
+	"Host: 10.79.0.10\r\n"
+	"Accept-Encoding: identity\r\n"
+	"Range: bytes=0-1048575\r\n"
+	"User-Agent: aws-cli/2.9.19 Python/3.11.2 Linux/6.1.0-13-amd64 source/x86_64.debian.12 "
+	"prompt/off command/s3api.get-object\r\n"
+	"X-Amz-Date: 20261126T010203Z\r\n"
+	"X-Amz-Content-SHA256: "
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\r\n"
+	"Authorization: AWS4-HMAC-SHA256 "
+	"Credential=AKIAIOSFODNN7EXAMPLE/20261126/us-east-1/s3/aws4_request, "
+	"SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
+	"Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024\r\n"
+	"\r\n";
+
+/* The reference's callbacks keep what ours keeps: the spans of every header name and value. */
+struct hp_spans {
+	unsigned int n;
+	const char *at[2 * SP_HTTP_MAX_HEADERS];
+	size_t len[2 * SP_HTTP_MAX_HEADERS];
+};
+
+static int
+hp_span(http_parser *p, const char *at, size_t len)
+{
+	struct hp_spans *s = p->data;
+
+	if (s->n < 2 * SP_HTTP_MAX_HEADERS) {
+		s->at[s->n] = at;
+		s->len[s->n++] = len;
+	}
+	return 0;
+}
+
+static int
+bench_http(double seconds)
+{
+	const size_t len = sizeof(http_head) - 1;
+	http_parser_settings settings = {
+		.on_url = hp_span, .on_header_field = hp_span, .on_header_value = hp_span};
+	struct sp_http_req req;
+	struct hp_spans spans;
+	http_parser hp;
+	uint64_t ops, bad = 0;
+	double t0, t, ref_ns;
+
+	printf("HTTP request heads (an awscli GetObject, %zu bytes, %.1f s each):\n", len, seconds);
+	t0 = now_s();
+	ops = 0;
+	do {
+		for (int i = 0; i < 1024; i++) {
+			http_parser_init(&hp, HTTP_REQUEST);
+			spans.n = 0;
+			hp.data = &spans;
+			bad += http_parser_execute(&hp, &settings, http_head, len) != len;
+			sink += spans.n;
+		}
+		ops += 1024;
+	} while ((t = now_s()) - t0 < seconds);
+	ref_ns = (t - t0) * 1e9 / (double)ops;
+	report("nodejs http-parser 2.9 (Debian)", ops, t - t0, 0);
+	printf("  %-44s %8.2f GB/s\n", "", (double)len * ops / (t - t0) / 1e9);
+
+	t0 = now_s();
+	ops = 0;
+	do {
+		for (int i = 0; i < 1024; i++) {
+			sp_http_req_init(&req);
+			bad += sp_http_parse_request(http_head, len, &req, NULL) != (int)len;
+			sink += req.n_headers;
+		}
+		ops += 1024;
+	} while ((t = now_s()) - t0 < seconds);
+	report("sp_http_parse_request", ops, t - t0, ref_ns);
+	printf("  %-44s %8.2f GB/s\n", "", (double)len * ops / (t - t0) / 1e9);
+	if (bad != 0) {
+		fprintf(stderr, "lib_bench: %" PRIu64 " heads were not parsed whole\n", bad);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -246,5 +332,7 @@ main(int argc, char **argv)
 	rc = bench_cookies(seconds);
 	if (rc == 0)
 		rc = bench_tcp(seconds);
+	if (rc == 0)
+		rc = bench_http(seconds);
 	return rc == 0 ? 0 : 1;
 }
