@@ -208,7 +208,10 @@ check_cache(json_t *v, json_t *cur, struct verr *e)
 				return bad(e, "cache.ttl_s", "must be an integer from 0 to %d",
 					   TTL_MAX_S);
 		} else {
-			return bad(e, "cache", "unknown field \"%.40s\" (policy, ttl_s)", k);
+			char f[48];
+
+			snprintf(f, sizeof(f), "cache.%.40s", k);
+			return bad(e, f, "unknown field (cache has policy and ttl_s)");
 		}
 		json_object_set(cur, k, x);
 	}
@@ -295,6 +298,9 @@ validate(const json_t *body, const json_t *base, json_t **out, bool *ipv6, uint8
 					 a);
 			else if (a == NULL || (strcmp(a, "service") != 0 && strcmp(a, "none") != 0))
 				rc = bad(e, "auth", "must be \"service\" or \"none\"");
+		} else if (strcmp(k, "name") == 0 || strcmp(k, "path") == 0 ||
+			   strcmp(k, "note") == 0 || strcmp(k, "epoch") == 0) {
+			continue; /* output-only: a GET's answer can be sent back as it is */
 		} else {
 			rc = bad(e, k, "unknown field");
 		}
