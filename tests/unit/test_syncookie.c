@@ -15,17 +15,8 @@
 #include "sp_siphash.h"
 #include "sp_syncookie.h"
 
-/* xorshift64*: reproducible test inputs */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
-}
+#define TEST_RNG_SEED 0x9e3779b97f4a7c15ULL
+#include "test_rng.h"
 
 static void
 rnd_bytes(uint8_t *p, size_t n)

@@ -11,16 +11,8 @@
 
 #include "sp_tcp.h"
 
-static uint64_t rng_state = 0x243f6a8885a308d3ULL;
-
-static uint64_t
-rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
-}
+#define TEST_RNG_SEED 0x243f6a8885a308d3ULL
+#include "test_rng.h"
 
 /* A buffer whose 16-bit word at csum_off holds its checksum: the whole then sums to zero. */
 static void

@@ -39,22 +39,8 @@ die() {
 	echo "lab.sh: $*" >&2
 	exit 1
 }
-indent() { sed 's/^/    | /'; }
-
-# wait_until SECONDS CMD...: polls every 0.2 s; CMD returning 99 means it never will.
-wait_until() {
-	local limit=$1 i=0 r
-	shift
-	while [ "$i" -lt $((limit * 5)) ]; do
-		"$@"
-		r=$?
-		[ $r -eq 0 ] && return 0
-		[ $r -eq 99 ] && return 99
-		sleep 0.2
-		i=$((i + 1))
-	done
-	return 1
-}
+# shellcheck source=tools/lab/common.sh
+. "$ROOT/tools/lab/common.sh" # indent, wait_until
 
 pid_of() { # name: the pid in $RUN/name.pid if that process runs (and is no zombie)
 	local pid
