@@ -130,39 +130,6 @@ parse_ip(const char *v, bool *ipv6, uint8_t addr[16])
 	return false;
 }
 
-/* "a.b.c.d:port" or "[v6]:port", numeric, port 1..65535. */
-static bool
-addrport_ok(const char *v)
-{
-	char host[64];
-	const char *colon = strrchr(v, ':');
-	char *end;
-	long port;
-	bool v6;
-	uint8_t a[16];
-	size_t hl;
-
-	if (colon == NULL || colon == v)
-		return false;
-	hl = (size_t)(colon - v);
-	if (v[0] == '[') {
-		if (hl < 3 || v[hl - 1] != ']' || hl - 2 >= sizeof(host))
-			return false;
-		memcpy(host, v + 1, hl - 2);
-		host[hl - 2] = '\0';
-	} else {
-		if (hl >= sizeof(host))
-			return false;
-		memcpy(host, v, hl);
-		host[hl] = '\0';
-	}
-	if (!parse_ip(host, &v6, a) || v6 != (v[0] == '['))
-		return false;
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	return colon[1] != '\0' && *end == '\0' && errno == 0 && port >= 1 && port <= 65535;
-}
-
 static bool
 key_id_ok(const char *v)
 {
@@ -276,9 +243,11 @@ validate(const json_t *body, const json_t *base, json_t **out, bool *ipv6, uint8
 				seen |= 1u << j;
 			}
 		} else if (strcmp(k, "storage_manager") == 0) {
-			if (!json_is_string(v) || !addrport_ok(json_string_value(v)))
-				rc = bad(e, "storage_manager",
-					 "must be a numeric ADDRESS:PORT ([v6]:port for IPv6)");
+			const char *why = "must be a string";
+
+			if (!json_is_string(v) ||
+			    sp_conf_check_addrport(json_string_value(v), &why) != 0)
+				rc = bad(e, "storage_manager", "%s", why);
 		} else if (strcmp(k, "node_key_id") == 0) {
 			if (!json_is_string(v) || !key_id_ok(json_string_value(v)))
 				rc = bad(e, "node_key_id",
@@ -461,14 +430,21 @@ op_free(struct op *o)
 	free(o);
 }
 
-/* The head of the queue is done: drop it and go on with the next. */
+/* Take o off the queue and free it. */
 static void
-op_done(struct sp_services *s, struct op *o)
+op_drop(struct sp_services *s, struct op *o)
 {
 	TAILQ_REMOVE(&s->queue, o, next);
 	if (o->kind == OP_RELOAD)
 		s->reload_queued = false;
 	op_free(o);
+}
+
+/* The head of the queue is done: drop it and go on with the next. */
+static void
+op_done(struct sp_services *s, struct op *o)
+{
+	op_drop(s, o);
 	s->busy = false;
 	run_queue(s);
 }
@@ -540,13 +516,14 @@ on_reload(void *arg, const redisReply *reply)
 		else
 			rc = validate(body, NULL, &def, &ipv6, addr, &port, &e);
 		json_decref(body);
-		if (rc == 0 && (v = clash(s, name, ipv6, addr, port)) != NULL && keep[v - s->svc]) {
+		v = rc == 0 ? clash(s, name, ipv6, addr, port) : NULL;
+		if (v != NULL && keep[v - s->svc]) {
 			snprintf(e.field, sizeof(e.field), "vip");
 			snprintf(e.msg, sizeof(e.msg), "same VIP and port as service %s", v->name);
 			rc = -EEXIST;
+		} else if (v != NULL) {
+			uninstall(v); /* held by a service of the old state that is going away */
 		}
-		if (rc == 0 && (v = clash(s, name, ipv6, addr, port)) != NULL)
-			uninstall(v); /* held by a service that is going away */
 		if (rc == 0)
 			rc = install(s, name, def, ipv6, addr, port, epoch);
 		json_decref(def);
@@ -679,10 +656,7 @@ run_queue(struct sp_services *s)
 		if (!sp_redis_up(r)) {
 			reply_error(o, 503, "redis_unavailable", NULL,
 				    "Redis is unavailable: changes cannot be stored now");
-			TAILQ_REMOVE(&s->queue, o, next);
-			if (o->kind == OP_RELOAD)
-				s->reload_queued = false;
-			op_free(o);
+			op_drop(s, o);
 			continue;
 		}
 		if (o->kind == OP_RELOAD) {
@@ -695,8 +669,7 @@ run_queue(struct sp_services *s)
 				rc = sp_redis_command(r, on_reload, o, "EXEC");
 		} else {
 			if (prepare(s, o) != 0) {
-				TAILQ_REMOVE(&s->queue, o, next);
-				op_free(o);
+				op_drop(s, o);
 				continue;
 			}
 			text = o->def ? json_dumps(o->def, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -719,10 +692,7 @@ run_queue(struct sp_services *s)
 			/* the connection broke while queueing: the EXEC callback never comes */
 			reply_error(o, 503, "redis_unavailable", NULL,
 				    "Redis is unavailable: changes cannot be stored now");
-			TAILQ_REMOVE(&s->queue, o, next);
-			if (o->kind == OP_RELOAD)
-				s->reload_queued = false;
-			op_free(o);
+			op_drop(s, o);
 			continue;
 		}
 		s->busy = true;
@@ -992,8 +962,7 @@ sp_services_destroy(struct sp_services *s)
 	/* the Redis client is gone (sp_ctl_destroy frees it first): nothing is in flight */
 	while ((o = TAILQ_FIRST(&s->queue)) != NULL) {
 		reply_error(o, 503, "shutting_down", NULL, "shortpathd is stopping");
-		TAILQ_REMOVE(&s->queue, o, next);
-		op_free(o);
+		op_drop(s, o);
 	}
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < SP_SVC_MAX; i++)

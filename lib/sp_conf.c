@@ -210,6 +210,18 @@ parse_mac(const char *v, uint8_t mac[6])
 	return 0;
 }
 
+static int parse_hostport(const char *v, const char **why);
+
+int
+sp_conf_check_addrport(const char *v, const char **why)
+{
+	if (strncmp(v, "unix:", 5) == 0) {
+		*why = "address:port only (no unix socket)";
+		return -EINVAL;
+	}
+	return parse_hostport(v, why);
+}
+
 static int
 parse_hostport(const char *v, const char **why)
 {
@@ -346,13 +358,9 @@ conf_store(const struct sp_conf_key *k, void *base, const char *section, const c
 		memcpy((char *)base + k->has_offset, &bv, sizeof(bv));
 		return 0;
 	case SP_CONF_ADDRPORT:
-		if (strncmp(value, "unix:", 5) == 0)
-			return conf_err(err, errlen, section, k->key,
-					"'%s': address:port only (no unix socket)", value);
-		/* fall through */
-		__attribute__((fallthrough));
 	case SP_CONF_HOSTPORT:
-		if (parse_hostport(value, &why) != 0)
+		if ((k->type == SP_CONF_ADDRPORT ? sp_conf_check_addrport(value, &why)
+						 : parse_hostport(value, &why)) != 0)
 			return conf_err(err, errlen, section, k->key, "'%s': %s", value, why);
 		/* fall through: stored as a string */
 		__attribute__((fallthrough));

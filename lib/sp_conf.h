@@ -111,6 +111,12 @@ int sp_conf_set(struct sp_conf *cfg, const char *section, const char *key, const
 /* Checks across keys (roles, lcores, required keys). 0 or -EINVAL with the message in err. */
 int sp_conf_finish(struct sp_conf *cfg, char *err, size_t errlen);
 
+/*
+ * A numeric address:port ("a.b.c.d:port" or "[v6]:port", port 1..65535, no unix socket), as
+ * [section] keys of type ADDRPORT take it. 0, or -EINVAL with the reason in *why.
+ */
+int sp_conf_check_addrport(const char *v, const char **why);
+
 /* Parse "1,3-5" into lcore ids. Returns the count, or -EINVAL. */
 int sp_conf_parse_cpulist(const char *s, unsigned int *out, unsigned int max);
 

@@ -419,14 +419,7 @@ class PcapRun:
 
     def close(self):
         """Stop the daemon if it still runs (kill if it must), drop its runtime directory."""
-        try:
-            if self.daemon.proc is not None:
-                self.daemon.stop(timeout=10)
-        except Exception:  # noqa: BLE001 - cleanup must not mask the test's own failure
-            if self.daemon.proc is not None and self.daemon.proc.poll() is None:
-                self.daemon.proc.kill()
-                self.daemon.proc.wait()
-        shutil.rmtree(os.path.join(sphelpers.RUNTIME, self.prefix), ignore_errors=True)
+        self.daemon.close()
         if not os.environ.get("SP_KEEP_TMP"):  # SP_KEEP_TMP=1 keeps pcaps, config and log
             shutil.rmtree(self.dir, ignore_errors=True)
             shutil.rmtree(self.daemon.dir, ignore_errors=True)

@@ -147,6 +147,18 @@ class Daemon:
         self._remove_runtime_dir()
         return rc, self.read_log()
 
+    def close(self):
+        """Stop it if it still runs (kill it if it will not stop); drop its runtime directory.
+        For cleanup paths: it never raises, so it cannot mask a test's own failure."""
+        try:
+            if self.proc is not None:
+                self.stop(timeout=10)
+        except Exception:  # noqa: BLE001
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        self._remove_runtime_dir()
+
     def _remove_runtime_dir(self):
         """EAL leaves config/fbarray files (MBs on tmpfs) in /var/run/dpdk/PREFIX after exit."""
         for line in open(self.conf):
@@ -206,3 +218,11 @@ class Redis:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
+
+
+def new_redis(cleanup, **kw):
+    """A Redis (not started) that is stopped and whose directory is removed after the test."""
+    r = Redis(**kw)
+    cleanup(lambda: shutil.rmtree(r.dir, ignore_errors=True))
+    cleanup(r.stop)
+    return r

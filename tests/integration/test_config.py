@@ -12,15 +12,6 @@ from sphelpers import RUNTIME, SHORTPATHD, ROOT, free_tcp_port, pool_in_use_afte
 VM0, VM1 = pcaps.VM0_MAC, pcaps.VM1_MAC
 
 
-@pytest.fixture
-def cleanup():
-    """Register cleanup callables; they run even when the test fails."""
-    finalizers = []
-    yield finalizers.append
-    for fn in reversed(finalizers):
-        fn()
-
-
 def base():
     """A valid config as [(section, [[key, value], ...]), ...] (devices need not exist)."""
     return [

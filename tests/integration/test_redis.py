@@ -1,5 +1,4 @@
 """shortpathd and Redis: degraded but forwarding without it, registration, loss and recovery."""
-import shutil
 import signal
 import socket
 import subprocess
@@ -9,32 +8,13 @@ import pytest
 
 import pcaps
 from pcaps import TrafficSet
-from sphelpers import SHORTPATHD, Redis, free_tcp_port, pool_in_use_after_close, wait_for
+from sphelpers import (SHORTPATHD, free_tcp_port, new_redis, pool_in_use_after_close,
+                       wait_for)
 
 HOST = socket.gethostname()
 NODE_KEY = f"sp:node:{{{HOST}}}"
 ALIVE_KEY = f"{NODE_KEY}:alive"
 HEARTBEAT_MS = 200  # sphelpers.base_config: the alive key lives 3 heartbeats
-
-
-@pytest.fixture
-def cleanup():
-    """Register close callables; they run in reverse order even when the test fails."""
-    finalizers = []
-    yield finalizers.append
-    for fn in reversed(finalizers):
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - keep cleaning up
-            pass
-
-
-def new_redis(cleanup, **kw):
-    """A Redis (not started) that is stopped and whose directory is removed after the test."""
-    r = Redis(**kw)
-    cleanup(lambda: shutil.rmtree(r.dir, ignore_errors=True))
-    cleanup(r.stop)
-    return r
 
 
 def shortpathd_version():

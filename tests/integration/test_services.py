@@ -19,8 +19,9 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 import pcaps
-from sphelpers import (ROOT, RUNTIME, Daemon, Redis, base_config, free_tcp_port,
-                       pool_in_use_after_close, telemetry, wait_for)
+from sphelpers import (ROOT, Daemon, Redis, base_config, free_tcp_port, pool_in_use_after_close,
+                       telemetry, wait_for)
+from sphelpers import new_redis as sp_new_redis
 
 SPCTL = os.path.join(ROOT, "tools", "spctl")
 HASH, EPOCH = "sp:services", "sp:services:epoch"
@@ -113,14 +114,7 @@ role = uplink
         return self.daemon.stop()
 
     def close(self):
-        try:
-            if self.daemon.proc is not None:
-                self.daemon.stop(timeout=10)
-        except Exception:  # noqa: BLE001 - cleanup must not mask the test's own failure
-            if self.daemon.proc is not None and self.daemon.proc.poll() is None:
-                self.daemon.proc.kill()
-                self.daemon.proc.wait()
-        shutil.rmtree(os.path.join(RUNTIME, self.prefix), ignore_errors=True)
+        self.daemon.close()
         if not os.environ.get("SP_KEEP_TMP"):
             shutil.rmtree(self.dir, ignore_errors=True)
             shutil.rmtree(self.daemon.dir, ignore_errors=True)
@@ -206,23 +200,8 @@ role = uplink
                         what=f"the API at epoch {want}")
 
 
-@pytest.fixture
-def cleanup():
-    """Register close callables; they run in reverse order even when the test fails."""
-    finalizers = []
-    yield finalizers.append
-    for fn in reversed(finalizers):
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - keep cleaning up
-            pass
-
-
 def new_redis(cleanup):
-    r = Redis()
-    cleanup(lambda: shutil.rmtree(r.dir, ignore_errors=True))
-    cleanup(r.stop)
-    return r.start()
+    return sp_new_redis(cleanup).start()
 
 
 def new_node(cleanup, name, redis, **kw):
