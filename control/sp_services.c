@@ -1,6 +1,7 @@
 /* Enhanced services: validation, the Redis copy (sp:services, sp:services:epoch), the /v1/services
  * API, and the table the workers read. */
 #include "sp_services.h"
+#include "sp_loc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -304,6 +305,26 @@ direct(const json_t *def)
 	       json_array_size(json_object_get(def, "enhanced")) > 0;
 }
 
+/* Control thread: what the locator resolver needs of the service in slot (sp_services.h). */
+int
+sp_services_backend(struct sp_services *s, uint16_t slot, struct sp_services_backend *out)
+{
+	const struct svc *v;
+
+	if (slot >= SP_SVC_MAX || !s->svc[slot].used)
+		return -ENOENT;
+	v = &s->svc[slot];
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", v->name);
+	snprintf(out->storage_manager, sizeof(out->storage_manager), "%s",
+		 json_string_value(json_object_get(v->def, "storage_manager")));
+	snprintf(out->node_key_id, sizeof(out->node_key_id), "%s",
+		 json_string_value(json_object_get(v->def, "node_key_id")));
+	out->direct = direct(v->def);
+	out->epoch = v->epoch;
+	return 0;
+}
+
 /* The API's view of a service: the definition plus name, path, note and epoch. */
 static json_t *
 service_json(const struct svc *v)
@@ -355,6 +376,22 @@ clash(struct sp_services *s, const char *name, bool ipv6, const uint8_t *addr, u
 	return NULL;
 }
 
+/* What the workers do with the service's connections: the direct path and its methods. */
+static void
+profile(const struct svc *v, struct sp_svc_profile *pr)
+{
+	static const char *const names[SP_LOC_METHODS] = {"GET", "HEAD", "PUT", "DELETE"};
+	const json_t *en = json_object_get(v->def, "enhanced");
+	size_t i, m;
+
+	pr->flags = direct(v->def) && !v->ipv6 ? SP_SVC_F_DIRECT : 0;
+	pr->methods = 0;
+	for (i = 0; i < json_array_size(en); i++)
+		for (m = 0; m < SP_LOC_METHODS; m++)
+			if (strcmp(json_string_value(json_array_get(en, i)), names[m]) == 0)
+				pr->methods |= (uint8_t)(1u << m);
+}
+
 /* Rebuild and publish the workers' table from the array (control thread). */
 static void
 publish(struct sp_services *s)
@@ -369,9 +406,13 @@ publish(struct sp_services *s)
 	for (i = 0; i < SP_SVC_MAX; i++) {
 		const struct svc *v = &s->svc[i];
 
-		if (v->used)
+		if (v->used) {
+			struct sp_svc_profile pr = {0};
+
+			profile(v, &pr);
 			sp_svc_table_add(t, v->ipv6, v->addr, rte_cpu_to_be_16(v->port),
-					 (uint16_t)i);
+					 (uint16_t)i, &pr);
+		}
 	}
 	sp_svc_publish(s->ctl->dp, t);
 }

@@ -15,6 +15,9 @@ const struct sp_stat_scalar sp_stats_worker_scalars[] = {
 	{"iterations", WS(iterations), "poll loop iterations"},
 	{"busy_cycles", WS(busy_cycles), "TSC cycles of iterations that received packets"},
 	{"idle_cycles", WS(idle_cycles), "TSC cycles of iterations that received nothing"},
+	{"flows", WS(flows), "live TCP flows of direct services (gauge)"},
+	{"flow_buffers", WS(flow_buffers), "request buffers held by flows not bound yet (gauge)"},
+	{"locators", WS(locators), "locators in the workers' caches (gauge)"},
 };
 const unsigned int sp_stats_n_worker_scalars = RTE_DIM(sp_stats_worker_scalars);
 
@@ -27,6 +30,8 @@ const struct sp_stat_group sp_stats_worker_groups[] = {
 	 "frames by what the parser found"},
 	{"event", "events", "event", WS(events), 0, SP_EVENT_MAX, sp_event_name,
 	 "fast-path events (punts)"},
+	{"tcp", "tcp_events", "event", WS(tcp), 0, SP_TCP_EV_MAX, sp_tcp_event_name,
+	 "TCP endpoint of direct services: handshakes, decisions, locators, splice, timeouts"},
 };
 const unsigned int sp_stats_n_worker_groups = RTE_DIM(sp_stats_worker_groups);
 

@@ -8,6 +8,7 @@
 #include <rte_common.h>
 
 #include "sp_pkt.h"
+#include "sp_tcp_ep.h"
 
 /* Why a worker dropped a frame. Every drop has exactly one of these. */
 #define SP_DROPS(X)                                                                                \
@@ -91,6 +92,10 @@ struct sp_worker_stats {
 	uint64_t
 		classes[SP_CLASS_MAX]; /* derived from class_hist by readers, never by the worker */
 	uint64_t events[SP_EVENT_MAX];
+	uint64_t flows;		     /* TCP endpoint: live flows (gauge) */
+	uint64_t flow_buffers;	     /* ... request buffers in use (gauge) */
+	uint64_t locators;	     /* ... locator cache entries (gauge) */
+	uint64_t tcp[SP_TCP_EV_MAX]; /* ... events */
 	uint64_t class_hist[SP_CLASS_HIST];
 } __rte_cache_aligned;
 

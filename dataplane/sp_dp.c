@@ -11,17 +11,23 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring_elem.h>
 
 #include "sp_dp.h"
+#include "sp_loc.h"
 #include "sp_log.h"
+#include "sp_tcp_ep.h"
 
 static int
 create_workers(struct sp_dp *dp, char *err, size_t errlen)
 {
+	char name[RTE_RING_NAMESIZE];
 	unsigned int i;
 	uint16_t p, q;
+	int rc;
 
 	for (i = 0; i < dp->n_workers; i++) {
 		unsigned int lcore = dp->cfg->worker_lcores[i];
@@ -37,6 +43,17 @@ create_workers(struct sp_dp *dp, char *err, size_t errlen)
 		w->index = i;
 		w->dp = dp;
 		dp->workers[i] = w;
+		snprintf(name, sizeof(name), "sp_loc_w%u", i);
+		w->loc_ring = rte_ring_create(name, 1024, (int)rte_lcore_to_socket_id(lcore),
+					      RING_F_SP_ENQ | RING_F_SC_DEQ);
+		if (w->loc_ring == NULL) {
+			snprintf(err, errlen, "cannot create the locator ring of worker %u: %s", i,
+				 rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
+		rc = sp_tcp_worker_create(dp, w, err, errlen);
+		if (rc != 0)
+			return rc;
 	}
 	/* rx queue q of every port goes to worker q mod n_workers; tx queue = worker index. */
 	for (p = 0; p < dp->n_ports; p++) {
@@ -124,6 +141,16 @@ sp_dp_create(const struct sp_conf *cfg, struct sp_dp **out, char *err, size_t er
 		snprintf(err, errlen, "cannot create the punt ring: %s", rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
+	/* worker ↔ control locator messages: enough for every worker's ring and the punt ring */
+	dp->loc_pool = rte_mempool_create("sp_loc_msg", 2047, sizeof(struct sp_loc_msg), 32, 0,
+					  NULL, NULL, NULL, NULL, (int)rte_socket_id(), 0);
+	if (dp->loc_pool == NULL) {
+		snprintf(err, errlen,
+			 "cannot create the locator message pool: %s (raise [eal] "
+			 "memory_mb)",
+			 rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
 	rc = sp_mac_create(dp, err, errlen);
 	if (rc != 0)
 		return rc;
@@ -198,6 +225,10 @@ sp_dp_punt_drain(struct sp_dp *dp, unsigned int max, uint64_t now_ms)
 			if (msgs[i].type == SP_PUNT_LEARN)
 				sp_mac_learn(dp, (const struct rte_ether_addr *)msgs[i].mac,
 					     msgs[i].port_idx, now_ms);
+			else if (msgs[i].type == SP_PUNT_LOC && dp->loc_handler != NULL)
+				dp->loc_handler(dp->loc_handler_arg, msgs[i].loc);
+			else if (msgs[i].type == SP_PUNT_LOC)
+				rte_mempool_put(dp->loc_pool, msgs[i].loc);
 		}
 		done += n;
 	}
@@ -232,7 +263,18 @@ sp_dp_destroy(struct sp_dp *dp)
 	free(dp->svc_table); /* the workers are gone: no grace period needed */
 	dp->svc_table = NULL;
 	rte_free(dp->qsbr);
-	for (i = 0; i < dp->n_workers; i++)
-		rte_free(dp->workers[i]);
+	for (i = 0; i < dp->n_workers; i++) {
+		struct sp_worker *w = dp->workers[i];
+		void *m;
+
+		if (w == NULL)
+			continue;
+		while (w->loc_ring != NULL && rte_ring_dequeue(w->loc_ring, &m) == 0)
+			rte_mempool_put(dp->loc_pool, m);
+		rte_ring_free(w->loc_ring);
+		sp_tcp_worker_destroy(w);
+		rte_free(w);
+	}
+	rte_mempool_free(dp->loc_pool);
 	rte_free(dp);
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <rte_branch_prediction.h>
 #include <rte_ether.h>
 #include <rte_mbuf.h>
 
@@ -26,6 +27,7 @@ struct sp_mac_cache_slot {
 struct rte_hash;
 struct rte_ring;
 struct rte_rcu_qsbr;
+struct sp_tcp_worker;
 
 struct sp_port {
 	char name[SP_CONF_NAME_LEN];
@@ -41,15 +43,21 @@ struct sp_port {
 /* worker → control message (16 bytes, carried by value in an rte_ring_elem ring). */
 enum sp_punt_type {
 	SP_PUNT_LEARN = 1, /* a VM port sent from mac */
+	SP_PUNT_LOC,	   /* loc: a struct sp_loc_msg (sp_loc.h) for the locator resolver */
 };
+
+struct sp_loc_msg;
 
 struct sp_punt_msg {
 	uint16_t type;
+	uint16_t worker;
 	uint16_t port_idx;
 	uint8_t mac[RTE_ETHER_ADDR_LEN];
-	uint16_t worker;
-	uint16_t reserved[2];
+	struct sp_loc_msg *loc; /* SP_PUNT_LOC; the handler owns it */
 };
+
+/* The control thread's handler of SP_PUNT_LOC messages (set by the locator resolver). */
+typedef void (*sp_loc_handler_fn)(void *arg, struct sp_loc_msg *m);
 
 struct sp_rxq {
 	uint16_t port_idx;
@@ -87,6 +95,8 @@ struct sp_worker {
 	uint64_t mac_cache_gen;
 	struct sp_worker_stats stats;
 	struct sp_svc_counters svc[SP_SVC_MAX]; /* by service slot */
+	struct rte_ring *loc_ring; /* control → this worker: struct sp_loc_msg pointers (SP/SC) */
+	struct sp_tcp_worker *tcp; /* the TCP endpoint's flows, buffers and locator cache */
 	struct sp_txbuf tx[SP_CONF_MAX_PORTS];
 } __rte_cache_aligned;
 
@@ -131,7 +141,10 @@ struct sp_dp {
 	uint64_t mac_log_window_ms; /* rate limit of MAC table log lines (control thread) */
 	uint32_t mac_log_lines;
 	uint32_t mac_log_suppressed;
-	struct rte_ring *punt; /* MP/SC, struct sp_punt_msg elements */
+	struct rte_ring *punt;	       /* MP/SC, struct sp_punt_msg elements */
+	struct rte_mempool *loc_pool;  /* struct sp_loc_msg objects (worker ↔ control) */
+	sp_loc_handler_fn loc_handler; /* control thread; NULL: messages are put back unanswered */
+	void *loc_handler_arg;
 	struct rte_rcu_qsbr *qsbr;
 	struct sp_svc_table *svc_table; /* RCU-published by control (sp_svc_publish); may be NULL */
 	uint16_t burst;
@@ -154,6 +167,23 @@ int sp_dp_start(struct sp_dp *dp, char *err, size_t errlen);
 void sp_dp_destroy(struct sp_dp *dp);
 /* Mbufs currently allocated from the packet pool (0 when idle and fully drained). */
 unsigned int sp_dp_pool_in_use(const struct sp_dp *dp);
+
+/* Send m on port_idx from worker w (batched; flushed once per loop or when the batch fills). */
+void sp_worker_tx_flush(struct sp_worker *w, uint16_t port_idx);
+
+static inline void
+sp_worker_tx_enqueue(struct sp_worker *w, uint16_t port_idx, struct rte_mbuf *m)
+{
+	struct sp_txbuf *tb = &w->tx[port_idx];
+
+	tb->pkts[tb->n++] = m;
+	tb->bytes += m->pkt_len;
+	if (unlikely(tb->n == SP_TXBUF_MAX))
+		sp_worker_tx_flush(w, port_idx);
+}
+
+/* The same, not inlined (for the TCP endpoint). */
+void sp_worker_tx(struct sp_worker *w, uint16_t port_idx, struct rte_mbuf *m);
 
 /* Worker entry point for rte_eal_remote_launch (arg: struct sp_worker *). */
 int sp_worker_main(void *arg);

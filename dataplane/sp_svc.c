@@ -21,7 +21,7 @@ sp_svc_table_new(uint64_t epoch)
 
 int
 sp_svc_table_add(struct sp_svc_table *t, bool ipv6, const uint8_t *addr, uint16_t port_be,
-		 uint16_t slot)
+		 uint16_t slot, const struct sp_svc_profile *profile)
 {
 	uint32_t i = sp_svc_hash(ipv6, addr, port_be);
 
@@ -35,6 +35,7 @@ sp_svc_table_add(struct sp_svc_table *t, bool ipv6, const uint8_t *addr, uint16_
 	t->bucket[i].slot = slot;
 	memset(t->bucket[i].addr, 0, sizeof(t->bucket[i].addr));
 	memcpy(t->bucket[i].addr, addr, ipv6 ? 16 : 4);
+	t->profile[slot] = *profile;
 	t->n++;
 	return 0;
 }

@@ -21,11 +21,20 @@ struct sp_svc_entry {
 	uint8_t addr[16]; /* IPv4: the first 4 bytes */
 };
 
+/* What a worker does with a service's connections (sp_svc_table.profile[slot]). */
+#define SP_SVC_F_DIRECT 0x01 /* terminate its TCP connections: requests may go direct */
+
+struct sp_svc_profile {
+	uint8_t flags;	 /* SP_SVC_F_* */
+	uint8_t methods; /* enhanced methods: bit (1 << enum sp_loc_method) */
+};
+
 /* Built by the control thread, never changed once published; freed after an RCU grace period. */
 struct sp_svc_table {
 	uint64_t epoch;
 	uint32_t n;
 	struct sp_svc_entry bucket[SP_SVC_HASH];
+	struct sp_svc_profile profile[SP_SVC_MAX]; /* by slot */
 };
 
 /* Per worker, by slot: what VMs sent to the service's VIP and port (written by that worker). */
@@ -71,7 +80,7 @@ sp_svc_lookup(const struct sp_svc_table *t, bool ipv6, const uint8_t *addr, uint
 /* Control thread: a new empty table (NULL on ENOMEM) and adding one service to it (-ENOSPC). */
 struct sp_svc_table *sp_svc_table_new(uint64_t epoch);
 int sp_svc_table_add(struct sp_svc_table *t, bool ipv6, const uint8_t *addr, uint16_t port_be,
-		     uint16_t slot);
+		     uint16_t slot, const struct sp_svc_profile *profile);
 
 /* Control thread: make t the workers' table, wait until no worker can see the old one, free it.
  * t may be NULL (no services). */

@@ -12,11 +12,13 @@
 
 #include "sp_dp.h"
 #include "sp_log.h"
+#include "sp_tcp_ep.h"
 
 /* Fate of one uplink frame, decided before any is sent so per-port order is kept. */
 #define SP_DST_FLOOD 0xfff0
 #define SP_DST_LOOKUP 0xfff1
-#define SP_DST_DROP 0xff00 /* + enum sp_drop */
+#define SP_DST_TAKEN 0xfff2 /* the TCP endpoint took it */
+#define SP_DST_DROP 0xff00  /* + enum sp_drop */
 
 static inline void
 drop(struct sp_worker *w, struct rte_mbuf *m, enum sp_drop why)
@@ -25,8 +27,8 @@ drop(struct sp_worker *w, struct rte_mbuf *m, enum sp_drop why)
 	rte_pktmbuf_free(m);
 }
 
-static void
-tx_flush(struct sp_worker *w, uint16_t port_idx)
+void
+sp_worker_tx_flush(struct sp_worker *w, uint16_t port_idx)
 {
 	struct sp_txbuf *tb = &w->tx[port_idx];
 	uint64_t bytes = tb->bytes;
@@ -49,16 +51,14 @@ tx_flush(struct sp_worker *w, uint16_t port_idx)
 	tb->bytes = 0;
 }
 
-static inline void
-tx_enqueue(struct sp_worker *w, uint16_t port_idx, struct rte_mbuf *m)
+void
+sp_worker_tx(struct sp_worker *w, uint16_t port_idx, struct rte_mbuf *m)
 {
-	struct sp_txbuf *tb = &w->tx[port_idx];
-
-	tb->pkts[tb->n++] = m;
-	tb->bytes += m->pkt_len;
-	if (unlikely(tb->n == SP_TXBUF_MAX))
-		tx_flush(w, port_idx);
+	sp_worker_tx_enqueue(w, port_idx, m);
 }
+
+#define tx_enqueue sp_worker_tx_enqueue
+#define tx_flush sp_worker_tx_flush
 
 /*
  * Parse for classification and counting (one histogram increment per frame); the frame is
@@ -85,10 +85,10 @@ classify(struct sp_worker *w, struct rte_mbuf *m, const struct rte_ether_hdr *et
 }
 
 /*
- * A TCP segment from a VM to an enhanced service's VIP and port: counted by service. (It is
- * still forwarded unchanged: the worker's TCP endpoint for enhanced services comes next.)
+ * A TCP segment from a VM to an enhanced service's VIP and port: counted by service. Returns
+ * the slot of a service whose connections the endpoint terminates (direct path), else -1.
  */
-static inline void
+static inline int
 service_match(struct sp_worker *w, const struct sp_svc_table *svc, const struct rte_mbuf *m,
 	      const struct rte_ether_hdr *eth, const struct sp_pkt_info *pi)
 {
@@ -99,12 +99,13 @@ service_match(struct sp_worker *w, const struct sp_svc_table *svc, const struct 
 
 	slot = sp_svc_lookup(svc, v6, v6 ? l3 + 24 : l3 + 16, rte_cpu_to_be_16(pi->dport));
 	if (slot < 0)
-		return;
+		return -1;
 	c = &w->svc[slot];
 	SP_CNT_ADD(c->vm_packets, 1);
 	SP_CNT_ADD(c->vm_bytes, m->pkt_len);
 	if ((pi->tcp_flags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) == RTE_TCP_SYN_FLAG)
 		SP_CNT_ADD(c->vm_syns, 1);
+	return !v6 && (svc->profile[slot].flags & SP_SVC_F_DIRECT) ? slot : -1;
 }
 
 /* A MAC as a non-zero 64-bit key (the frame has >= 14 bytes, so 8-byte loads stay inside). */
@@ -144,7 +145,7 @@ learn(struct sp_worker *w, uint16_t port_idx, const struct rte_ether_addr *src, 
 	msg.port_idx = port_idx;
 	rte_ether_addr_copy(src, (struct rte_ether_addr *)msg.mac);
 	msg.worker = (uint16_t)w->index;
-	msg.reserved[0] = msg.reserved[1] = 0;
+	msg.loc = NULL;
 	if (unlikely(rte_ring_mp_enqueue_elem(w->dp->punt, &msg, sizeof(msg)) != 0)) {
 		SP_CNT_ADD(w->stats.events[SP_EVENT_PUNT_RING_FULL], 1);
 		return;
@@ -191,8 +192,13 @@ from_vm(struct sp_worker *w, const struct sp_rxq *q, struct rte_mbuf **pkts, uin
 			learn(w, q->port_idx, &eth->src_addr, key, now);
 			last_src = key;
 		}
-		if (svc != NULL && pi.l4 == SP_L4_TCP && !pi.is_fragment)
-			service_match(w, svc, m, eth, &pi);
+		if (pi.l4 == SP_L4_TCP && !pi.is_fragment && pi.err == SP_PKT_ERR_NONE) {
+			int slot = svc != NULL ? service_match(w, svc, m, eth, &pi) : -1;
+
+			if ((slot >= 0 || sp_tcp_active(w)) && pi.l3 == SP_L3_IPV4 &&
+			    sp_tcp_from_vm(w, m, &pi, slot, q->port_idx, now))
+				continue;
+		}
 		tx_enqueue(w, dp->uplink_idx, m);
 	}
 	SP_CNT_ADD(w->stats.rx_bytes, bytes);
@@ -307,6 +313,12 @@ from_uplink(struct sp_worker *w, struct rte_mbuf **pkts, uint16_t n, uint64_t no
 			dst[i] = SP_DST_FLOOD;
 			continue;
 		}
+		if (pi.l4 == SP_L4_TCP && pi.l3 == SP_L3_IPV4 && !pi.is_fragment &&
+		    pi.err == SP_PKT_ERR_NONE && sp_tcp_active(w) &&
+		    sp_tcp_from_uplink(w, m, &pi, now)) {
+			dst[i] = SP_DST_TAKEN;
+			continue;
+		}
 		key = mac_key(&eth->dst_addr);
 		c = &w->mac_cache[key_slot(key, SP_MAC_CACHE)];
 		if (likely(c->mac == key)) {
@@ -328,6 +340,8 @@ from_uplink(struct sp_worker *w, struct rte_mbuf **pkts, uint16_t n, uint64_t no
 			tx_enqueue(w, dst[i], pkts[i]);
 		else if (dst[i] == SP_DST_FLOOD)
 			flood(w, pkts[i]);
+		else if (dst[i] == SP_DST_TAKEN)
+			continue;
 		else
 			drop(w, pkts[i], (enum sp_drop)(dst[i] - SP_DST_DROP));
 	}
@@ -360,6 +374,7 @@ sp_worker_main(void *arg)
 			else
 				from_uplink(w, pkts, n, t0);
 		}
+		sp_tcp_poll(w, t0);
 		for (p = 0; p < dp->n_ports; p++)
 			tx_flush(w, p);
 		rte_rcu_qsbr_quiescent(dp->qsbr, w->index);

@@ -67,6 +67,24 @@ struct sp_conf {
 	int64_t mac_age_s;
 	int64_t punt_ring_size;
 	int64_t punt_poll_us;
+	int64_t max_flows;	      /* per worker */
+	int64_t flow_buffer;	      /* bytes of request held per flow before it is bound */
+	int64_t flow_buffers;	      /* request buffers per worker */
+	int64_t syn_retries;	      /* backend SYNs before the next target */
+	int64_t syn_timeout_ms;	      /* first backend SYN retransmission */
+	int64_t rto_ms;		      /* retransmission of data shortpath sent */
+	int64_t idle_timeout_s;	      /* a spliced flow with no packet this long is reset */
+	int64_t half_close_timeout_s; /* one side closed, the other silent this long: reset */
+	int64_t loc_cache;	      /* locator cache entries per worker */
+	int64_t syncookie_period_s;   /* the cookie time counter's period */
+	/* [locators] */
+	int64_t loc_ttl_s;
+	int64_t loc_timeout_ms;
+	int64_t loc_max_inflight;
+	int64_t loc_prefetch_next;
+	int64_t loc_prefetch_listing;
+	/* [keys] */
+	char node_keys[SP_CONF_STR_LEN];
 	/* [log] */
 	int64_t log_level; /* 1 (emerg) .. 8 (debug), DPDK's numbering */
 };

@@ -690,7 +690,9 @@ def test_workers_count_service_traffic(cleanup):
     t = services()
     assert t["services"] == {} and t["epoch"] == node.listing()["epoch"], t
 
-    web = node.put("web", svc(vip=VIP, port=80, auth="none"))
+    # auth service: the ordinary path, so the worker counts and forwards (a direct service's
+    # connections are terminated by the TCP endpoint: tests/integration/test_tcp_endpoint.py)
+    web = node.put("web", svc(vip=VIP, port=80))
     node.put("idle82", svc(vip=VIP, port=82))          # same VIP, a port nobody sends to
     node.put("other81", svc(vip="10.99.0.12", port=81))  # a port with traffic, another VIP
     wait_for(lambda: len(s := services()["services"]) == 3 and s["web"]["vm_packets"] > 0,
@@ -700,7 +702,7 @@ def test_workers_count_service_traffic(cleanup):
     assert t["epoch"] == node.listing()["epoch"]
     w = t["services"]["web"]
     assert set(w) >= {"vip", "port", "path", "vm_packets", "vm_bytes", "vm_syns"}, w
-    assert (w["vip"], w["port"], w["path"]) == (VIP, 80, web["path"]) == (VIP, 80, "direct")
+    assert (w["vip"], w["port"], w["path"]) == (VIP, 80, web["path"]) == (VIP, 80, "ordinary")
     assert t["services"]["idle82"]["path"] == "ordinary"
 
     def window(seconds=0.5):

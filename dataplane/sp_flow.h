@@ -1,0 +1,161 @@
+/* The TCP endpoint's per-worker state: flows, request buffers, locator cache, segment builder
+ * (internal to sp_flow.c and sp_tcp_ep.c). */
+#ifndef SP_FLOW_H
+#define SP_FLOW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+
+#include "sp_counters.h"
+#include "sp_http.h"
+#include "sp_loc.h"
+#include "sp_syncookie.h"
+#include "sp_tcp_ep.h"
+
+#define SP_FLOW_NONE UINT32_MAX
+#define SP_FLOW_INSERT_MAX 512 /* bytes a rewritten head may grow by (path, credential, close) */
+#define SP_FLOW_OUR_WSCALE 7   /* the window scale shortpath offers a VM that offers one */
+
+/* A flow's key as the packet carries it (network byte order): source, then destination. */
+struct sp_flow_key {
+	uint32_t src_ip;
+	uint32_t dst_ip;
+	uint16_t sport;
+	uint16_t dport;
+};
+
+/* A request buffer (from the worker's buffer pool): what the VM sent before the bind. */
+struct sp_fbuf {
+	struct sp_http_req req;
+	uint32_t len;	   /* bytes held in data */
+	uint32_t head_len; /* request head bytes replaced by hdr (0: data goes as it is) */
+	uint32_t hdr_len;  /* the rewritten head's length */
+	char hdr[];	   /* rewritten head (max_head + SP_FLOW_INSERT_MAX), then data */
+};
+
+/* One flow: the VM's connection to a direct service, and its backend connection once bound. */
+struct sp_flow {
+	uint32_t gen;
+	uint8_t state;	/* enum sp_flow_state */
+	uint8_t target; /* 0: storage node, 1: VIP */
+	uint8_t node;	/* replica index being tried */
+	uint8_t tries;	/* SYNs sent to the current target */
+	uint8_t retx;	/* retransmissions of the current data */
+	uint8_t fin_vm : 1, fin_be : 1, be_key : 1, ws : 1, refresh_sent : 1, vm_fin_acked : 1;
+	uint8_t vm_ws;	/* the VM's window scale (if ws) */
+	uint8_t be_ws;	/* the backend's (if ws and it answered with one) */
+	uint8_t method; /* enum sp_loc_method, or 0xff */
+	uint16_t mss;	/* the cookie's MSS: what the VM takes */
+	uint16_t be_mss;
+	uint16_t port_idx;	    /* the VM's port */
+	uint16_t slot;		    /* the service */
+	uint32_t vm_ip, vip, be_ip; /* network byte order */
+	uint16_t vm_port, vport, be_port;
+	struct rte_ether_addr vm_mac, gw_mac;
+	/* sequence space, host byte order */
+	uint32_t vm_isn;    /* the VM's ISN */
+	uint32_t our_isn;   /* the cookie: shortpath's ISN toward the VM */
+	uint32_t rcv_nxt;   /* next VM byte (VM space); at the bind: the end of what is held */
+	uint32_t snd_nxt;   /* next byte of shortpath's own reply to the VM */
+	uint32_t snd_una;   /* ... acknowledged by the VM */
+	uint32_t be_isn;    /* the backend's ISN */
+	uint32_t delta_c;   /* VM seq + delta_c = backend seq, after the held bytes */
+	uint32_t delta_s;   /* backend seq + delta_s = VM-side seq */
+	uint32_t be_end;    /* backend seq after the held bytes (+ FIN) */
+	uint32_t be_una;    /* backend seq: held bytes acknowledged up to here */
+	uint32_t be_wnd;    /* the backend's window (bytes) */
+	uint32_t vm_ack_be; /* the VM's latest ACK, in backend space (for our retransmissions) */
+	uint32_t vm_nxt;    /* after the VM's highest byte seen in the splice (VM space) */
+	uint32_t be_nxt;    /* after the backend's highest byte seen (VM-side space) */
+	uint16_t vm_win;    /* the VM's latest window field */
+	uint16_t reply_len; /* bytes of shortpath's own reply (REPLY) */
+	uint64_t bytes_vm;  /* payload bytes from the VM */
+	uint64_t bytes_be;  /* payload bytes from the backend */
+	uint64_t created_tsc;
+	uint64_t last_tsc;   /* last packet either way */
+	uint64_t timer_tsc;  /* next retransmission / deadline (0: none) */
+	struct sp_fbuf *buf; /* until everything held reached the backend */
+};
+
+/* A locator as a worker keeps it (copied from a struct sp_loc_msg). */
+struct sp_loc_entry {
+	uint64_t expires_tsc; /* 0: empty */
+	uint64_t refresh_tsc; /* after this, a use asks for a refresh (once) */
+	uint32_t hash;
+	uint16_t slot;
+	uint8_t op;
+	uint8_t status;
+	uint8_t n_nodes;
+	uint8_t refresh_sent;
+	uint16_t name_len;
+	uint16_t path_len;
+	uint8_t cred_len[SP_LOC_METHODS];
+	uint32_t node_ip[SP_LOC_NODES];
+	uint16_t node_port[SP_LOC_NODES];
+	uint64_t size;
+	char name[SP_LOC_NAME_MAX];
+	char path[SP_LOC_PATH_MAX];
+	char cred[SP_LOC_METHODS][SP_LOC_CRED_MAX];
+};
+
+/* One worker's endpoint. */
+struct sp_tcp_worker {
+	struct rte_hash *hash; /* sp_flow_key → flow index (VM side and backend side) */
+	struct sp_flow *flows;
+	uint32_t n_flows;  /* capacity */
+	uint32_t live;	   /* flows in use */
+	uint32_t free_top; /* free list (stack of indexes) */
+	uint32_t *free_idx;
+	uint32_t sweep; /* timer sweep cursor */
+	struct rte_mempool *bufs;
+	uint32_t buf_size; /* data bytes per buffer */
+	uint32_t hdr_cap;  /* rewritten head bytes per buffer */
+	struct sp_loc_entry *loc;
+	uint32_t loc_mask;
+	struct sp_syncookie_keys keys;
+	struct sp_http_limits lim;
+	uint16_t mss_clamp; /* the uplink's MTU - 40 */
+	uint16_t ip_id;
+	uint64_t hz;
+	uint64_t syn_timeout_tsc, rto_tsc, idle_tsc, half_close_tsc, resolve_tsc, head_tsc;
+	uint64_t tw_tsc;
+	uint32_t syn_retries;
+	uint64_t boot_s_tsc;	    /* tsc at which the cookie clock started */
+	uint64_t cookie_tsc;	    /* TSC cycles per cookie clock second (64 of them per period) */
+	struct sp_worker_stats *ws; /* the worker's counters */
+};
+
+#define SP_TCP_CNT(tw, e) SP_CNT_ADD((tw)->ws->tcp[SP_TCP_EV_##e], 1)
+
+/* sp_flow.c: the table. */
+struct sp_flow *sp_flow_alloc(struct sp_tcp_worker *tw);
+void sp_flow_release(struct sp_tcp_worker *tw, struct sp_flow *f);
+struct sp_flow *sp_flow_lookup(struct sp_tcp_worker *tw, const struct sp_flow_key *k);
+int sp_flow_key_add(struct sp_tcp_worker *tw, const struct sp_flow_key *k, struct sp_flow *f);
+void sp_flow_key_del(struct sp_tcp_worker *tw, const struct sp_flow_key *k);
+void sp_flow_vm_key(const struct sp_flow *f, struct sp_flow_key *k);
+void sp_flow_be_key(const struct sp_flow *f, struct sp_flow_key *k);
+static inline uint32_t
+sp_flow_index(const struct sp_tcp_worker *tw, const struct sp_flow *f)
+{
+	return (uint32_t)(f - tw->flows);
+}
+
+/* sp_flow.c: the locator cache. */
+uint32_t sp_loc_hash(uint16_t slot, uint8_t op, const char *name, uint32_t len);
+struct sp_loc_entry *sp_loc_find(struct sp_tcp_worker *tw, uint16_t slot, uint8_t op,
+				 const char *name, uint32_t len, uint64_t now);
+void sp_loc_store(struct sp_tcp_worker *tw, const struct sp_loc_msg *m, uint64_t now);
+
+/*
+ * sp_flow.c: a segment of flow f, made by shortpath, to the VM (to_vm) or to the backend;
+ * payload from up to two pieces. Queued on the right port. -ENOBUFS when no mbuf.
+ */
+int sp_flow_send(struct sp_worker *w, const struct sp_flow *f, bool to_vm, uint32_t seq,
+		 uint32_t ack, uint8_t flags, uint16_t win, const uint8_t *opt, uint8_t optlen,
+		 const void *p1, uint32_t l1, const void *p2, uint32_t l2);
+
+#endif /* SP_FLOW_H */

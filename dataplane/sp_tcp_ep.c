@@ -1,0 +1,1155 @@
+/* The worker's TCP endpoint for direct services: handshake with SYN cookies, request held and
+ * parsed, decision (storage node or VIP), backend connect with retries, seq/ack splice, timers. */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_branch_prediction.h>
+#include <rte_cycles.h>
+#include <rte_ip.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+#include <rte_tcp.h>
+
+#include "sp_dp.h"
+#include "sp_flow.h"
+#include "sp_tcp.h"
+
+#define F_FIN RTE_TCP_FIN_FLAG
+#define F_SYN RTE_TCP_SYN_FLAG
+#define F_RST RTE_TCP_RST_FLAG
+#define F_PSH RTE_TCP_PSH_FLAG
+#define F_ACK RTE_TCP_ACK_FLAG
+
+#define TARGET_NODE 0
+#define TARGET_VIP 1
+#define MAX_RETX 6
+#define SWEEP_PER_POLL 64
+#define LOC_BURST 32
+
+/* One received segment, parsed (the frame's headers are in its first mbuf segment). */
+struct seg {
+	struct rte_ether_hdr *eth;
+	struct rte_ipv4_hdr *ip;
+	struct rte_tcp_hdr *tcp;
+	uint32_t off;  /* payload offset in the frame */
+	uint32_t plen; /* payload bytes */
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint16_t win;
+};
+
+static inline bool
+seq_lt(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
+
+static inline bool
+seq_le(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) <= 0;
+}
+
+static inline uint64_t
+now_s(const struct sp_tcp_worker *tw, uint64_t now)
+{
+	/* cookie clock seconds (64 per [dataplane] syncookie_period_s), starting at one count */
+	return (now - tw->boot_s_tsc) / tw->cookie_tsc + 64;
+}
+
+static bool
+seg_parse(struct rte_mbuf *m, const struct sp_pkt_info *pi, struct seg *s)
+{
+	uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
+
+	if (pi->n_vlan != 0 || pi->l4_off == 0 || pi->payload_off == 0 ||
+	    pi->payload_off > rte_pktmbuf_data_len(m))
+		return false;
+	s->eth = (struct rte_ether_hdr *)p;
+	s->ip = (struct rte_ipv4_hdr *)(p + pi->l3_off);
+	s->tcp = (struct rte_tcp_hdr *)(p + pi->l4_off);
+	s->off = pi->payload_off;
+	s->plen = pi->l3_end - pi->payload_off;
+	s->seq = rte_be_to_cpu_32(s->tcp->sent_seq);
+	s->ack = rte_be_to_cpu_32(s->tcp->recv_ack);
+	s->flags = s->tcp->tcp_flags;
+	s->win = rte_be_to_cpu_16(s->tcp->rx_win);
+	return true;
+}
+
+/* Copy len payload bytes at off of the segment into dst (the payload may be chained). */
+static inline void
+seg_copy(struct rte_mbuf *m, const struct seg *s, uint32_t off, uint32_t len, char *dst)
+{
+	const void *src = rte_pktmbuf_read(m, s->off + off, len, dst);
+
+	if (src != dst)
+		memcpy(dst, src, len);
+}
+
+static inline struct sp_tcp_worker *
+tcpw(struct sp_worker *w)
+{
+	return w->tcp;
+}
+
+static inline char *
+fbuf_data(const struct sp_tcp_worker *tw, struct sp_fbuf *b)
+{
+	return b->hdr + tw->hdr_cap;
+}
+
+/* The window shortpath offers the VM while it holds the request: the buffer's free space. */
+static inline uint16_t
+hold_window(const struct sp_tcp_worker *tw, const struct sp_flow *f)
+{
+	uint32_t free_b = f->buf ? tw->buf_size - f->buf->len : 0;
+
+	return (uint16_t)RTE_MIN(free_b >> (f->ws ? SP_FLOW_OUR_WSCALE : 0), 65535u);
+}
+
+static inline void
+ack_vm(struct sp_worker *w, struct sp_flow *f)
+{
+	sp_flow_send(w, f, true, f->snd_nxt, f->rcv_nxt, F_ACK, hold_window(tcpw(w), f), NULL, 0,
+		     NULL, 0, NULL, 0);
+}
+
+static void
+rst_vm(struct sp_worker *w, const struct sp_flow *f)
+{
+	bool spliced = f->state == SP_FLOW_SPLICE || f->state == SP_FLOW_TIME_WAIT;
+
+	sp_flow_send(w, f, true, spliced ? f->be_nxt : f->snd_nxt,
+		     spliced && seq_lt(f->rcv_nxt, f->vm_nxt) ? f->vm_nxt : f->rcv_nxt,
+		     F_RST | F_ACK, 0, NULL, 0, NULL, 0, NULL, 0);
+	SP_TCP_CNT(tcpw(w), RST_SENT);
+}
+
+static void
+rst_be(struct sp_worker *w, const struct sp_flow *f)
+{
+	uint32_t nxt = seq_lt(f->rcv_nxt, f->vm_nxt) ? f->vm_nxt : f->rcv_nxt;
+
+	sp_flow_send(w, f, false, f->state == SP_FLOW_CONNECTING ? f->vm_isn + 1 : nxt + f->delta_c,
+		     f->vm_ack_be, F_RST | F_ACK, 0, NULL, 0, NULL, 0, NULL, 0);
+	SP_TCP_CNT(tcpw(w), RST_SENT);
+}
+
+/* ---- the handshake (no state) -------------------------------------------------------------- */
+
+static void
+tuple_of(const struct seg *s, struct sp_syncookie_tuple *t)
+{
+	memset(t, 0, sizeof(*t));
+	memcpy(t->src, &s->ip->src_addr, 4);
+	memcpy(t->dst, &s->ip->dst_addr, 4);
+	t->sport = s->tcp->src_port;
+	t->dport = s->tcp->dst_port;
+}
+
+/* A template flow with a segment's addresses (the VM's side), for stateless replies. */
+static void
+flow_from_seg(struct sp_flow *f, const struct seg *s, uint16_t port_idx)
+{
+	memset(f, 0, sizeof(*f));
+	f->vm_ip = s->ip->src_addr;
+	f->vip = s->ip->dst_addr;
+	f->vm_port = s->tcp->src_port;
+	f->vport = s->tcp->dst_port;
+	rte_ether_addr_copy(&s->eth->src_addr, &f->vm_mac);
+	rte_ether_addr_copy(&s->eth->dst_addr, &f->gw_mac);
+	f->port_idx = port_idx;
+}
+
+static void
+syn_in(struct sp_worker *w, const struct seg *s, struct rte_mbuf *m, uint16_t port_idx,
+       uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	uint8_t optlen = (uint8_t)(((s->tcp->data_off >> 4) * 4) - sizeof(struct rte_tcp_hdr));
+	struct sp_syncookie_opts syn = {0}, chosen;
+	struct sp_syncookie_tuple t;
+	struct sp_tcp_opts o;
+	uint8_t opt[12];
+	struct sp_flow tmpl;
+	uint32_t cookie;
+	size_t n;
+
+	SP_TCP_CNT(tw, SYN_RX);
+	if (sp_tcp_parse_opts((const uint8_t *)(s->tcp + 1), optlen, &o) != SP_TCP_OPT_OK) {
+		SP_TCP_CNT(tw, BAD_SEGMENT);
+		return;
+	}
+	syn.mss = o.has_mss ? o.mss : 0;
+	syn.wscale = o.has_wscale ? o.wscale : SP_SYNCOOKIE_NO_WSCALE;
+	syn.sack_ok = false; /* not offered back: the splice does not translate SACK blocks */
+	tuple_of(s, &t);
+	cookie = sp_syncookie_make(&tw->keys, &t, s->seq, sp_syncookie_count(now_s(tw, now)), &syn,
+				   tw->mss_clamp, &chosen);
+	n = sp_tcp_write_synack_opts(opt, tw->mss_clamp, o.has_wscale, SP_FLOW_OUR_WSCALE, false);
+	flow_from_seg(&tmpl, s, port_idx);
+	if (sp_flow_send(w, &tmpl, true, cookie, s->seq + 1, F_SYN | F_ACK,
+			 (uint16_t)RTE_MIN(tw->buf_size, 65535u), opt, (uint8_t)n, NULL, 0, NULL,
+			 0) == 0)
+		SP_TCP_CNT(tw, SYNACK_TX);
+	RTE_SET_USED(m);
+}
+
+/* ---- request buffering and the decision ---------------------------------------------------- */
+
+static void decide(struct sp_worker *w, struct sp_flow *f, uint64_t now);
+static void connect_target(struct sp_worker *w, struct sp_flow *f, uint64_t now);
+static void bind_vip(struct sp_worker *w, struct sp_flow *f, enum sp_tcp_event why, uint64_t now);
+
+/* An ACK completing a handshake: a flow if the cookie is ours. false: forward it unchanged. */
+static bool
+ack_in(struct sp_worker *w, const struct seg *s, uint16_t port_idx, int slot, uint64_t now,
+       struct sp_flow **out)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_syncookie_tuple t;
+	struct sp_syncookie_opts o;
+	struct sp_flow_key k;
+	struct sp_flow *f;
+	void *b;
+	int v;
+
+	tuple_of(s, &t);
+	v = sp_syncookie_check(&tw->keys, &t, s->seq - 1, s->ack - 1,
+			       sp_syncookie_count(now_s(tw, now)), &o);
+	if (v == SP_SYNCOOKIE_STALE) {
+		SP_TCP_CNT(tw, COOKIE_STALE);
+		return false;
+	}
+	if (v != SP_SYNCOOKIE_OK) {
+		SP_TCP_CNT(tw, COOKIE_FORGED);
+		return false;
+	}
+	if (tw->free_top == 0) {
+		SP_TCP_CNT(tw, FLOWS_FULL);
+		return false;
+	}
+	if (rte_mempool_get(tw->bufs, &b) != 0) {
+		SP_TCP_CNT(tw, BUFFERS_EMPTY);
+		return false;
+	}
+	f = sp_flow_alloc(tw);
+	SP_TCP_CNT(tw, COOKIE_OK);
+	SP_CNT_ADD(tw->ws->flow_buffers, 1);
+	{
+		uint32_t gen = f->gen;
+
+		flow_from_seg(f, s, port_idx);
+		f->gen = gen;
+	}
+	f->method = 0xff;
+	f->buf = b;
+	f->buf->len = f->buf->head_len = f->buf->hdr_len = 0;
+	sp_http_req_init(&f->buf->req);
+	f->slot = (uint16_t)slot;
+	f->vm_isn = s->seq - 1;
+	f->our_isn = s->ack - 1;
+	f->rcv_nxt = s->seq;
+	f->snd_nxt = f->snd_una = s->ack;
+	f->mss = o.mss;
+	f->ws = o.wscale != SP_SYNCOOKIE_NO_WSCALE;
+	f->vm_ws = f->ws ? o.wscale : 0;
+	f->vm_win = s->win;
+	f->created_tsc = f->last_tsc = now;
+	f->timer_tsc = now + tw->head_tsc;
+	f->state = SP_FLOW_HEAD;
+	sp_flow_vm_key(f, &k);
+	if (sp_flow_key_add(tw, &k, f) != 0) {
+		SP_TCP_CNT(tw, FLOWS_FULL);
+		f->state = SP_FLOW_HEAD;
+		sp_flow_release(tw, f);
+		return false;
+	}
+	*out = f;
+	return true;
+}
+
+/* Take the segment's in-window new bytes into the buffer; ACK. Returns bytes taken. */
+static uint32_t
+hold_data(struct sp_worker *w, struct sp_flow *f, struct rte_mbuf *m, const struct seg *s)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	uint32_t skip, take, room;
+
+	if (s->plen == 0 && !(s->flags & F_FIN))
+		return 0;
+	if (seq_lt(f->rcv_nxt, s->seq)) { /* a hole: the VM will send it again */
+		SP_TCP_CNT(tw, DATA_OOO);
+		ack_vm(w, f);
+		return 0;
+	}
+	skip = f->rcv_nxt - s->seq;
+	if (skip >= s->plen && !(s->flags & F_FIN)) {
+		if (s->plen > 0) {
+			SP_TCP_CNT(tw, DATA_DUP);
+			ack_vm(w, f);
+		}
+		return 0;
+	}
+	take = skip < s->plen ? s->plen - skip : 0;
+	room = f->buf ? tw->buf_size - f->buf->len : 0;
+	if (take > room) {
+		SP_TCP_CNT(tw, DATA_OVER_WINDOW);
+		take = room;
+	}
+	if (take > 0) {
+		seg_copy(m, s, skip, take, fbuf_data(tw, f->buf) + f->buf->len);
+		f->buf->len += take;
+		f->rcv_nxt += take;
+		f->bytes_vm += take;
+	}
+	if ((s->flags & F_FIN) && skip + take == s->plen && !f->fin_vm) {
+		f->fin_vm = 1;
+		f->rcv_nxt++;
+	}
+	ack_vm(w, f);
+	return take;
+}
+
+/* The methods that can go direct, by parser method. */
+static uint8_t
+loc_method(uint8_t http_method)
+{
+	switch (http_method) {
+	case SP_HTTP_METHOD_GET:
+		return SP_LOC_GET;
+	case SP_HTTP_METHOD_HEAD:
+		return SP_LOC_HEAD;
+	case SP_HTTP_METHOD_PUT:
+		return SP_LOC_PUT;
+	case SP_HTTP_METHOD_DELETE:
+		return SP_LOC_DELETE;
+	default:
+		return 0xff;
+	}
+}
+
+/* Segments of the path: 1 for "/bucket" or "/bucket/", 2+ for "/bucket/key...". */
+static unsigned int
+path_segments(const char *p, uint32_t len)
+{
+	uint32_t i;
+
+	if (len < 2 || p[0] != '/' || p[1] == '/')
+		return 0;
+	for (i = 1; i < len; i++)
+		if (p[i] == '/')
+			return i + 1 < len ? 2 : 1;
+	return 1;
+}
+
+static void
+punt_loc(struct sp_worker *w, struct sp_flow *f, uint8_t kind, uint8_t op, const char *name,
+	 uint32_t name_len, const char *query, uint32_t query_len)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_punt_msg pm = {0};
+	struct sp_loc_msg *m;
+	void *obj;
+
+	if (name_len > SP_LOC_NAME_MAX || query_len > SP_LOC_NAME_MAX ||
+	    rte_mempool_get(w->dp->loc_pool, &obj) != 0) {
+		SP_TCP_CNT(tw, PUNT_FULL);
+		return;
+	}
+	m = obj;
+	memset(m, 0, offsetof(struct sp_loc_msg, name));
+	m->kind = kind;
+	m->op = op;
+	m->worker = (uint16_t)w->index;
+	m->svc_slot = f->slot;
+	m->flow = sp_flow_index(tw, f);
+	m->flow_gen = f->gen;
+	m->name_len = (uint16_t)name_len;
+	memcpy(m->name, name, name_len);
+	m->query_len = (uint16_t)query_len;
+	if (query_len)
+		memcpy(m->query, query, query_len);
+	pm.type = SP_PUNT_LOC;
+	pm.worker = (uint16_t)w->index;
+	pm.loc = m;
+	if (rte_ring_mp_enqueue_elem(w->dp->punt, &pm, sizeof(pm)) != 0) {
+		rte_mempool_put(w->dp->loc_pool, m);
+		SP_TCP_CNT(tw, PUNT_FULL);
+		return;
+	}
+	f->state = kind == SP_LOC_RESOLVE ? SP_FLOW_RESOLVING : f->state;
+}
+
+/*
+ * The rewritten head for a storage node: the node's path as target, the client's headers
+ * without Connection / Keep-Alive / a client's X-SP-Node-Auth, then the credential and
+ * Connection: close. -ENOSPC if it does not fit.
+ */
+static int
+rewrite_head(struct sp_tcp_worker *tw, struct sp_flow *f, const struct sp_loc_entry *e)
+{
+	struct sp_fbuf *b = f->buf;
+	const struct sp_http_req *r = &b->req;
+	const char *d = fbuf_data(tw, b);
+	char *o = b->hdr, *end = b->hdr + tw->hdr_cap;
+	unsigned int i;
+
+#define PUT(src, n)                                                                                \
+	do {                                                                                       \
+		if ((size_t)(end - o) < (size_t)(n))                                               \
+			return -ENOSPC;                                                            \
+		memcpy(o, (src), (n));                                                             \
+		o += (n);                                                                          \
+	} while (0)
+	PUT(d + r->method_tok.off, r->method_tok.len);
+	PUT(" ", 1);
+	PUT(e->path, e->path_len);
+	PUT(" HTTP/1.1\r\n", 11);
+	for (i = 0; i < r->n_headers; i++) {
+		const struct sp_http_header *h = &r->headers[i];
+		const char *n = d + h->name.off;
+
+		if ((h->name.len == 10 && strncasecmp(n, "connection", 10) == 0) ||
+		    (h->name.len == 10 && strncasecmp(n, "keep-alive", 10) == 0) ||
+		    (h->name.len == 14 && strncasecmp(n, "x-sp-node-auth", 14) == 0))
+			continue;
+		PUT(n, h->name.len);
+		PUT(": ", 2);
+		PUT(d + h->value.off, h->value.len);
+		PUT("\r\n", 2);
+	}
+	PUT("X-SP-Node-Auth: ", 16);
+	PUT(e->cred[f->method], e->cred_len[f->method]);
+	PUT("\r\nConnection: close\r\n\r\n", 23);
+#undef PUT
+	b->hdr_len = (uint32_t)(o - b->hdr);
+	return 0;
+}
+
+/* Connect to replica f->node of locator e. */
+static void
+bind_node(struct sp_worker *w, struct sp_flow *f, struct sp_loc_entry *e, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	int32_t head = (int32_t)f->buf->head_len;
+
+	if (f->node >= e->n_nodes || e->cred_len[f->method] == 0) {
+		bind_vip(w, f, SP_TCP_EV_VIP_NO_LOCATOR, now);
+		return;
+	}
+	if (f->buf->hdr_len == 0 && rewrite_head(tw, f, e) != 0) {
+		bind_vip(w, f, SP_TCP_EV_HEAD_TOO_LARGE, now);
+		return;
+	}
+	f->target = TARGET_NODE;
+	f->be_ip = e->node_ip[f->node];
+	f->be_port = e->node_port[f->node];
+	f->delta_c = f->buf->hdr_len - (uint32_t)head;
+	if (f->node == 0)
+		SP_TCP_CNT(tw, BIND_NODE);
+	connect_target(w, f, now);
+}
+
+/* Bind the connection to the service's VIP: what is held goes there unchanged. */
+static void
+bind_vip(struct sp_worker *w, struct sp_flow *f, enum sp_tcp_event why, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+
+	SP_CNT_ADD(tw->ws->tcp[why], 1);
+	SP_TCP_CNT(tw, BIND_VIP);
+	f->target = TARGET_VIP;
+	f->be_ip = f->vip;
+	f->be_port = f->vport;
+	f->buf->head_len = f->buf->hdr_len = 0;
+	f->delta_c = 0;
+	connect_target(w, f, now);
+}
+
+/* Locator e (or none) for the held request: go. */
+static void
+resume(struct sp_worker *w, struct sp_flow *f, struct sp_loc_entry *e, uint64_t now)
+{
+	if (e == NULL) {
+		bind_vip(w, f, SP_TCP_EV_VIP_NO_LOCATOR, now);
+		return;
+	}
+	f->node = 0;
+	bind_node(w, f, e, now);
+}
+
+/* The head is complete (or cannot be): where does the connection go? */
+static void
+decide(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	const struct sp_svc_table *svc = __atomic_load_n(&w->dp->svc_table, __ATOMIC_ACQUIRE);
+	struct sp_fbuf *b = f->buf;
+	const struct sp_http_req *r = &b->req;
+	const char *d = fbuf_data(tw, b);
+	uint32_t head = b->head_len, body_have;
+	struct sp_loc_entry *e;
+	unsigned int segs;
+	uint8_t op;
+
+	SP_TCP_CNT(tw, REQUESTS);
+	f->method = loc_method(r->method);
+	segs = path_segments(d + r->path.off, r->path.len);
+	if (r->method == SP_HTTP_METHOD_GET && segs == 1) {
+		if (w->dp->cfg->loc_prefetch_listing > 0) {
+			punt_loc(w, f, SP_LOC_LISTING, SP_LOC_OP_READ, d + r->path.off, r->path.len,
+				 d + r->query.off, r->query.len);
+			SP_TCP_CNT(tw, LOC_LISTING);
+		}
+		bind_vip(w, f, SP_TCP_EV_VIP_LISTING, now);
+		return;
+	}
+	if (f->method == 0xff || svc == NULL || f->slot >= SP_SVC_MAX ||
+	    !(svc->profile[f->slot].flags & SP_SVC_F_DIRECT) ||
+	    !(svc->profile[f->slot].methods & (1u << f->method))) {
+		bind_vip(w, f, SP_TCP_EV_VIP_NOT_ENHANCED, now);
+		return;
+	}
+	if (segs != 2 || r->has_query || r->path.len > SP_LOC_NAME_MAX) {
+		bind_vip(w, f, SP_TCP_EV_VIP_NOT_OBJECT, now);
+		return;
+	}
+	if (r->version != 11 || r->chunked || r->expect_other) {
+		bind_vip(w, f, SP_TCP_EV_VIP_BODY_FORM, now);
+		return;
+	}
+	body_have = b->len - head;
+	if ((uint64_t)body_have > (r->has_content_length ? r->content_length : 0)) {
+		bind_vip(w, f, SP_TCP_EV_VIP_PIPELINED, now);
+		return;
+	}
+	op = f->method == SP_LOC_PUT ? SP_LOC_OP_WRITE : SP_LOC_OP_READ;
+	e = sp_loc_find(tw, f->slot, op, d + r->path.off, r->path.len, now);
+	if (e != NULL) {
+		SP_TCP_CNT(tw, LOC_HIT);
+		if (now >= e->refresh_tsc && !e->refresh_sent) {
+			e->refresh_sent = 1;
+			punt_loc(w, f, SP_LOC_REFRESH, op, e->name, e->name_len, NULL, 0);
+			SP_TCP_CNT(tw, LOC_REFRESH);
+		}
+		resume(w, f, e, now);
+		return;
+	}
+	SP_TCP_CNT(tw, LOC_MISS);
+	punt_loc(w, f, SP_LOC_RESOLVE, op, d + r->path.off, r->path.len, NULL, 0);
+	if (f->state != SP_FLOW_RESOLVING) {
+		bind_vip(w, f, SP_TCP_EV_VIP_NO_LOCATOR, now);
+		return;
+	}
+	f->timer_tsc = now + tw->resolve_tsc;
+}
+
+/* New bytes are held: is the head complete? */
+static void
+parse_held(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_fbuf *b = f->buf;
+	int rc;
+
+	rc = sp_http_parse_request(fbuf_data(tw, b), b->len, &b->req, &tw->lim);
+	if (rc > 0) {
+		b->head_len = (uint32_t)rc;
+		decide(w, f, now);
+	} else if (rc < 0) {
+		SP_TCP_CNT(tw, HTTP_ERROR);
+		bind_vip(w, f, SP_TCP_EV_HTTP_ERROR, now);
+	} else if (b->len >= tw->buf_size || b->len >= tw->lim.max_head) {
+		bind_vip(w, f, SP_TCP_EV_HEAD_TOO_LARGE, now);
+	} else if (f->fin_vm) {
+		bind_vip(w, f, SP_TCP_EV_VIP_EARLY_CLOSE, now);
+	}
+}
+
+/* ---- the backend connection ---------------------------------------------------------------- */
+
+static void
+send_syn(struct sp_worker *w, struct sp_flow *f)
+{
+	uint8_t opt[8];
+	uint8_t n = 0;
+
+	opt[n++] = SP_TCP_OPT_MSS;
+	opt[n++] = 4;
+	opt[n++] = (uint8_t)(f->mss >> 8);
+	opt[n++] = (uint8_t)f->mss;
+	if (f->ws) {
+		opt[n++] = SP_TCP_OPT_NOP;
+		opt[n++] = SP_TCP_OPT_WSCALE;
+		opt[n++] = 3;
+		opt[n++] = f->vm_ws;
+	}
+	sp_flow_send(w, f, false, f->vm_isn, 0, F_SYN, f->vm_win, opt, n, NULL, 0, NULL, 0);
+}
+
+static void
+connect_target(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_flow_key k;
+
+	sp_flow_be_key(f, &k);
+	if (sp_flow_key_add(tw, &k, f) != 0) {
+		SP_TCP_CNT(tw, TUPLE_BUSY);
+		rst_vm(w, f);
+		sp_flow_release(tw, f);
+		return;
+	}
+	f->be_key = 1;
+	f->state = SP_FLOW_CONNECTING;
+	f->tries = 1;
+	f->timer_tsc = now + tw->syn_timeout_tsc;
+	SP_TCP_CNT(tw, BE_SYN_TX);
+	send_syn(w, f);
+}
+
+/* Bytes [off, off + len) of what goes to the backend: the rewritten head, then held data. */
+static void
+stream_piece(struct sp_tcp_worker *tw, struct sp_fbuf *b, uint32_t off, uint32_t len,
+	     const char **p1, uint32_t *l1, const char **p2, uint32_t *l2)
+{
+	const char *data = fbuf_data(tw, b) + b->head_len;
+
+	if (off >= b->hdr_len) {
+		*p1 = data + (off - b->hdr_len);
+		*l1 = len;
+		*p2 = NULL;
+		*l2 = 0;
+		return;
+	}
+	*p1 = b->hdr + off;
+	*l1 = RTE_MIN(len, b->hdr_len - off);
+	*p2 = data;
+	*l2 = len - *l1;
+}
+
+/* Send held bytes from backend seq from (up to the window); FIN after the last if the VM sent
+ * one. */
+static void
+send_held(struct sp_worker *w, struct sp_flow *f, uint32_t from)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_fbuf *b = f->buf;
+	uint32_t base = f->vm_isn + 1, total, off, lim, seg, mss;
+	const char *p1, *p2;
+	uint32_t l1, l2;
+	uint8_t flags;
+
+	if (b == NULL)
+		return;
+	total = b->hdr_len + (b->len - b->head_len);
+	mss = RTE_MIN(f->be_mss ? f->be_mss : 536u, (uint32_t)tw->mss_clamp);
+	off = from - base;
+	lim = RTE_MIN(total, off + RTE_MAX(f->be_wnd, mss));
+	while (off < lim) {
+		seg = RTE_MIN(mss, lim - off);
+		stream_piece(tw, b, off, seg, &p1, &l1, &p2, &l2);
+		flags = F_ACK | (off + seg == total ? F_PSH : 0);
+		if (off + seg == total && f->fin_vm)
+			flags |= F_FIN;
+		if (sp_flow_send(w, f, false, base + off, f->vm_ack_be, flags, f->vm_win, NULL, 0,
+				 p1, l1, p2, l2) != 0)
+			return;
+		off += seg;
+	}
+	if (total == 0 && f->fin_vm)
+		sp_flow_send(w, f, false, base, f->vm_ack_be, F_ACK | F_FIN, f->vm_win, NULL, 0,
+			     NULL, 0, NULL, 0);
+}
+
+/* The S3 error a VM gets when neither the storage nodes nor the service could be reached. */
+static const char reply_503[] =
+	"HTTP/1.1 503 Service Unavailable\r\n"
+	"Content-Type: application/xml\r\n"
+	"Content-Length: 154\r\n"
+	"Connection: close\r\n"
+	"\r\n"
+	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	"<Error><Code>ServiceUnavailable</Code><Message>Please reduce your request rate."
+	"</Message></Error>";
+
+static void
+send_reply(struct sp_worker *w, struct sp_flow *f)
+{
+	uint32_t len = sizeof(reply_503) - 1;
+
+	sp_flow_send(w, f, true, f->our_isn + 1, f->rcv_nxt, F_ACK | F_PSH | F_FIN,
+		     hold_window(tcpw(w), f), NULL, 0, reply_503, len, NULL, 0);
+}
+
+/* The current target failed (refused or silent): the next replica, the VIP, then a 503. */
+static void
+target_failed(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	const struct sp_http_req *r = &f->buf->req;
+	struct sp_loc_entry *e = NULL;
+	struct sp_flow_key k;
+
+	sp_flow_be_key(f, &k);
+	sp_flow_key_del(tw, &k);
+	f->be_key = 0;
+	if (f->target == TARGET_NODE)
+		e = sp_loc_find(tw, f->slot,
+				f->method == SP_LOC_PUT ? SP_LOC_OP_WRITE : SP_LOC_OP_READ,
+				fbuf_data(tw, f->buf) + r->path.off, r->path.len, now);
+	if (e != NULL && f->node + 1 < e->n_nodes) {
+		f->node++;
+		SP_TCP_CNT(tw, REPLICA_RETRY);
+		bind_node(w, f, e, now);
+		return;
+	}
+	if (f->target == TARGET_NODE) {
+		SP_TCP_CNT(tw, FALLBACK_VIP);
+		bind_vip(w, f, SP_TCP_EV_VIP_NO_LOCATOR, now);
+		return;
+	}
+	SP_TCP_CNT(tw, REPLY_503);
+	f->state = SP_FLOW_REPLY;
+	f->reply_len = sizeof(reply_503) - 1;
+	f->snd_nxt = f->our_isn + 1 + f->reply_len + 1;
+	f->retx = 0;
+	f->timer_tsc = now + tw->rto_tsc;
+	send_reply(w, f);
+}
+
+/* The backend's SYN-ACK: the splice starts; held bytes go out. */
+static void
+established(struct sp_worker *w, struct sp_flow *f, const struct seg *s, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	uint8_t optlen = (uint8_t)(((s->tcp->data_off >> 4) * 4) - sizeof(struct rte_tcp_hdr));
+	struct sp_tcp_opts o;
+
+	if (sp_tcp_parse_opts((const uint8_t *)(s->tcp + 1), optlen, &o) != SP_TCP_OPT_OK)
+		memset(&o, 0, sizeof(o));
+	f->be_isn = s->seq;
+	f->be_mss = o.has_mss ? o.mss : 536;
+	if (f->be_mss < tw->mss_clamp)
+		SP_TCP_CNT(tw, MSS_MISMATCH);
+	f->be_ws = f->ws && o.has_wscale ? RTE_MIN(o.wscale, 14) : 0;
+	f->be_wnd = (uint32_t)s->win; /* a SYN-ACK's window is never scaled */
+	f->delta_s = f->our_isn - f->be_isn;
+	f->vm_ack_be = f->be_isn + 1;
+	f->be_una = f->vm_isn + 1;
+	f->be_end = f->vm_isn + 1 + f->buf->hdr_len + (f->buf->len - f->buf->head_len) +
+		    (f->fin_vm ? 1 : 0);
+	f->state = SP_FLOW_SPLICE;
+	f->vm_nxt = f->rcv_nxt;
+	f->be_nxt = f->our_isn + 1;
+	f->retx = 0;
+	/* the ACK of the handshake, then the held bytes */
+	sp_flow_send(w, f, false, f->vm_isn + 1, f->vm_ack_be, F_ACK, f->vm_win, NULL, 0, NULL, 0,
+		     NULL, 0);
+	send_held(w, f, f->vm_isn + 1);
+	f->timer_tsc = f->be_una != f->be_end ? now + tw->rto_tsc : 0;
+	if (f->be_una == f->be_end) {
+		rte_mempool_put(tw->bufs, f->buf);
+		f->buf = NULL;
+		SP_CNT_ADD(tw->ws->flow_buffers, (uint64_t)-1);
+	}
+}
+
+/* ---- splice -------------------------------------------------------------------------------- */
+
+/* Set a 32-bit field of a TCP segment (or the pseudo-header's address) and fix the checksum. */
+#define CSUM32(t, field, v)                                                                        \
+	do {                                                                                       \
+		uint32_t v_ = (v);                                                                 \
+		(t)->cksum = sp_csum_update32((t)->cksum, (field), v_);                            \
+		(field) = v_;                                                                      \
+	} while (0)
+
+/* VM → backend, translated in place and sent on the uplink. */
+static void
+splice_from_vm(struct sp_worker *w, struct sp_flow *f, struct rte_mbuf *m, struct seg *s)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct rte_tcp_hdr *t = s->tcp;
+	uint32_t v;
+
+	if (s->plen > 0) {
+		uint32_t end = s->seq + s->plen;
+
+		if (seq_le(end, f->rcv_nxt)) {
+			/* bytes shortpath holds and resends itself: keep only the ACK */
+			SP_TCP_CNT(tw, DATA_DUP);
+			rte_pktmbuf_free(m);
+			return;
+		}
+		if (seq_lt(s->seq, f->rcv_nxt)) {
+			SP_TCP_CNT(tw, OVERLAP_DROPPED);
+			rte_pktmbuf_free(m);
+			return;
+		}
+	}
+	f->bytes_vm += s->plen;
+	if (seq_lt(f->vm_nxt, s->seq + s->plen + ((s->flags & F_FIN) ? 1 : 0)))
+		f->vm_nxt = s->seq + s->plen + ((s->flags & F_FIN) ? 1 : 0);
+	if (s->flags & F_ACK)
+		f->vm_ack_be = s->ack - f->delta_s;
+	f->vm_win = s->win;
+	if (s->flags & F_FIN)
+		f->fin_vm = 1;
+	v = s->ip->dst_addr;
+	s->ip->hdr_checksum = sp_csum_update32(s->ip->hdr_checksum, v, f->be_ip);
+	CSUM32(t, s->ip->dst_addr, f->be_ip);
+	t->cksum = sp_csum_update16(t->cksum, t->dst_port, f->be_port);
+	t->dst_port = f->be_port;
+	CSUM32(t, t->sent_seq, rte_cpu_to_be_32(s->seq + f->delta_c));
+	if (s->flags & F_ACK)
+		CSUM32(t, t->recv_ack, rte_cpu_to_be_32(s->ack - f->delta_s));
+	SP_TCP_CNT(tw, SPLICED_VM);
+	if (s->flags & F_RST) {
+		SP_TCP_CNT(tw, VM_RST);
+		sp_worker_tx(w, w->dp->uplink_idx, m);
+		sp_flow_release(tw, f);
+		return;
+	}
+	sp_worker_tx(w, w->dp->uplink_idx, m);
+}
+
+/* Backend → VM, translated in place and sent on the VM's port. */
+static void
+splice_from_be(struct sp_worker *w, struct sp_flow *f, struct rte_mbuf *m, struct seg *s,
+	       uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct rte_tcp_hdr *t = s->tcp;
+	uint32_t ack_vm, win, v;
+
+	if ((s->flags & F_ACK) && f->buf != NULL && seq_lt(f->be_una, s->ack)) {
+		f->be_una = seq_lt(f->be_end, s->ack) ? f->be_end : s->ack;
+		f->retx = 0;
+		if (f->be_una == f->be_end) {
+			rte_mempool_put(tw->bufs, f->buf);
+			f->buf = NULL;
+			SP_CNT_ADD(tw->ws->flow_buffers, (uint64_t)-1);
+			f->timer_tsc = 0;
+		} else {
+			f->timer_tsc = now + tw->rto_tsc;
+		}
+	}
+	if (s->flags & F_SYN) { /* the SYN-ACK again: our ACK was lost */
+		sp_flow_send(w, f, false, f->vm_isn + 1, f->vm_ack_be, F_ACK, f->vm_win, NULL, 0,
+			     NULL, 0, NULL, 0);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	f->bytes_be += s->plen;
+	f->be_wnd = (uint32_t)s->win << f->be_ws;
+	if (s->flags & F_FIN)
+		f->fin_be = 1;
+	/* acks of bytes shortpath held map to what it already acknowledged to the VM */
+	ack_vm = seq_le(f->be_end, s->ack) ? s->ack - f->delta_c : f->rcv_nxt;
+	v = s->seq + f->delta_s + s->plen + ((s->flags & (F_FIN | F_SYN)) ? 1 : 0);
+	if (seq_lt(f->be_nxt, v))
+		f->be_nxt = v;
+	win = f->ws ? ((uint32_t)s->win << f->be_ws) >> SP_FLOW_OUR_WSCALE : s->win;
+	win = RTE_MIN(win, 65535u);
+	v = s->ip->src_addr;
+	s->ip->hdr_checksum = sp_csum_update32(s->ip->hdr_checksum, v, f->vip);
+	CSUM32(t, s->ip->src_addr, f->vip);
+	t->cksum = sp_csum_update16(t->cksum, t->src_port, f->vport);
+	t->src_port = f->vport;
+	CSUM32(t, t->sent_seq, rte_cpu_to_be_32(s->seq + f->delta_s));
+	if (s->flags & F_ACK)
+		CSUM32(t, t->recv_ack, rte_cpu_to_be_32(ack_vm));
+	t->cksum = sp_csum_update16(t->cksum, t->rx_win, rte_cpu_to_be_16((uint16_t)win));
+	t->rx_win = rte_cpu_to_be_16((uint16_t)win);
+	SP_TCP_CNT(tw, SPLICED_BE);
+	sp_worker_tx(w, f->port_idx, m);
+	if (s->flags & F_RST) {
+		SP_TCP_CNT(tw, BE_RST);
+		sp_flow_release(tw, f);
+	}
+}
+
+/* ---- entry points -------------------------------------------------------------------------- */
+
+bool
+sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info *pi, int slot,
+	       uint16_t port_idx, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_flow_key k;
+	struct sp_flow *f;
+	struct seg s;
+
+	if (unlikely(!seg_parse(m, pi, &s)))
+		return false;
+	k.src_ip = s.ip->src_addr;
+	k.dst_ip = s.ip->dst_addr;
+	k.sport = s.tcp->src_port;
+	k.dport = s.tcp->dst_port;
+	f = tw->live ? sp_flow_lookup(tw, &k) : NULL;
+	if (f == NULL) {
+		if (slot < 0)
+			return false;
+		if ((s.flags & (F_SYN | F_ACK | F_RST | F_FIN)) == F_SYN) {
+			syn_in(w, &s, m, port_idx, now);
+			rte_pktmbuf_free(m);
+			return true;
+		}
+		if ((s.flags & (F_SYN | F_ACK | F_RST)) == F_ACK) {
+			if (!ack_in(w, &s, port_idx, slot, now, &f))
+				return false;
+		} else {
+			if (s.flags & F_SYN) {
+				SP_TCP_CNT(tw, BAD_SEGMENT);
+				rte_pktmbuf_free(m);
+				return true;
+			}
+			SP_TCP_CNT(tw, NO_FLOW_PASSED);
+			return false;
+		}
+	}
+	if (unlikely(f->state == SP_FLOW_TIME_WAIT && (s.flags & F_SYN) && !(s.flags & F_ACK))) {
+		/* the VM reuses the port of a closed connection: a new one */
+		sp_flow_release(tw, f);
+		if (slot < 0)
+			return false;
+		syn_in(w, &s, m, port_idx, now);
+		rte_pktmbuf_free(m);
+		return true;
+	}
+	f->last_tsc = now;
+	switch (f->state) {
+	case SP_FLOW_HEAD:
+	case SP_FLOW_RESOLVING:
+	case SP_FLOW_CONNECTING:
+		if (s.flags & F_RST) {
+			SP_TCP_CNT(tw, VM_RST);
+			if (f->be_key && f->state == SP_FLOW_CONNECTING)
+				rst_be(w, f);
+			sp_flow_release(tw, f);
+			break;
+		}
+		if (s.flags & F_SYN) { /* our SYN-ACK was lost: it is stateless, resend it */
+			if (s.seq == f->vm_isn)
+				syn_in(w, &s, m, port_idx, now);
+			break;
+		}
+		f->vm_win = s.win;
+		if (hold_data(w, f, m, &s) > 0 || f->fin_vm) {
+			if (f->state == SP_FLOW_HEAD)
+				parse_held(w, f, now);
+		}
+		break;
+	case SP_FLOW_SPLICE:
+	case SP_FLOW_TIME_WAIT:
+		splice_from_vm(w, f, m, &s);
+		if (f->state != SP_FLOW_FREE && f->fin_vm && f->fin_be &&
+		    f->state == SP_FLOW_SPLICE) {
+			f->state = SP_FLOW_TIME_WAIT;
+			f->timer_tsc = now + tw->tw_tsc;
+			SP_TCP_CNT(tw, CLOSED);
+		}
+		return true;
+	case SP_FLOW_REPLY:
+		if (s.flags & F_RST) {
+			sp_flow_release(tw, f);
+			break;
+		}
+		if ((s.flags & F_ACK) && seq_le(s.ack, f->snd_nxt) && seq_lt(f->snd_una, s.ack))
+			f->snd_una = s.ack;
+		if (s.flags & F_FIN) {
+			f->rcv_nxt = s.seq + s.plen + 1;
+			f->vm_fin_acked = 1;
+			sp_flow_send(w, f, true, f->snd_nxt, f->rcv_nxt, F_ACK, 0, NULL, 0, NULL, 0,
+				     NULL, 0);
+		}
+		if (f->snd_una == f->snd_nxt && f->vm_fin_acked)
+			sp_flow_release(tw, f);
+		break;
+	default:
+		break;
+	}
+	rte_pktmbuf_free(m);
+	return true;
+}
+
+bool
+sp_tcp_from_uplink(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info *pi,
+		   uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_flow_key k;
+	struct sp_flow *f;
+	struct seg s;
+
+	if (unlikely(!seg_parse(m, pi, &s)))
+		return false;
+	k.src_ip = s.ip->src_addr;
+	k.dst_ip = s.ip->dst_addr;
+	k.sport = s.tcp->src_port;
+	k.dport = s.tcp->dst_port;
+	f = sp_flow_lookup(tw, &k);
+	if (f == NULL || !f->be_key)
+		return false;
+	f->last_tsc = now;
+	switch (f->state) {
+	case SP_FLOW_CONNECTING:
+		if ((s.flags & (F_SYN | F_ACK)) == (F_SYN | F_ACK) && s.ack == f->vm_isn + 1) {
+			established(w, f, &s, now);
+		} else if ((s.flags & F_RST) && (s.flags & F_ACK) && s.ack == f->vm_isn + 1) {
+			SP_TCP_CNT(tw, BE_REFUSED);
+			target_failed(w, f, now);
+		}
+		rte_pktmbuf_free(m);
+		return true;
+	case SP_FLOW_SPLICE:
+	case SP_FLOW_TIME_WAIT:
+		splice_from_be(w, f, m, &s, now);
+		if (f->state == SP_FLOW_SPLICE && f->fin_vm && f->fin_be) {
+			f->state = SP_FLOW_TIME_WAIT;
+			f->timer_tsc = now + tw->tw_tsc;
+			SP_TCP_CNT(tw, CLOSED);
+		}
+		return true;
+	default:
+		rte_pktmbuf_free(m);
+		return true;
+	}
+}
+
+/* An answer from the control thread. */
+static void
+loc_answer(struct sp_worker *w, struct sp_loc_msg *m, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_flow *f;
+
+	if (m->status == SP_LOC_FOUND)
+		sp_loc_store(tw, m, now);
+	if (m->kind == SP_LOC_PREFETCH) {
+		SP_TCP_CNT(tw, LOC_PREFETCHED);
+		return;
+	}
+	if (m->kind != SP_LOC_RESOLVE)
+		return;
+	if (m->flow >= tw->n_flows || tw->flows[m->flow].gen != m->flow_gen ||
+	    tw->flows[m->flow].state != SP_FLOW_RESOLVING) {
+		SP_TCP_CNT(tw, LOC_STALE_ANSWER);
+		return;
+	}
+	f = &tw->flows[m->flow];
+	if (m->status == SP_LOC_FOUND) {
+		SP_TCP_CNT(tw, LOC_RESOLVED);
+		resume(w, f, sp_loc_find(tw, m->svc_slot, m->op, m->name, m->name_len, now), now);
+	} else {
+		if (m->status == SP_LOC_NOT_FOUND)
+			SP_TCP_CNT(tw, LOC_NOT_FOUND);
+		else
+			SP_TCP_CNT(tw, LOC_FAILED);
+		resume(w, f, NULL, now);
+	}
+}
+
+/* One flow's timer expired. */
+static void
+flow_timer(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+
+	switch (f->state) {
+	case SP_FLOW_HEAD:
+		SP_TCP_CNT(tw, HEADER_TIMEOUT);
+		rst_vm(w, f);
+		sp_flow_release(tw, f);
+		return;
+	case SP_FLOW_RESOLVING:
+		SP_TCP_CNT(tw, LOC_TIMEOUT);
+		resume(w, f, NULL, now);
+		return;
+	case SP_FLOW_CONNECTING:
+		if (f->tries < tw->syn_retries) {
+			f->tries++;
+			SP_TCP_CNT(tw, BE_SYN_RETX);
+			send_syn(w, f);
+			f->timer_tsc = now + (tw->syn_timeout_tsc << (f->tries - 1));
+			return;
+		}
+		SP_TCP_CNT(tw, BE_TIMEOUT);
+		target_failed(w, f, now);
+		return;
+	case SP_FLOW_SPLICE:
+		if (f->buf != NULL && f->retx < MAX_RETX) {
+			f->retx++;
+			SP_TCP_CNT(tw, RETRANSMIT);
+			send_held(w, f, f->be_una);
+			f->timer_tsc = now + (tw->rto_tsc << f->retx);
+			return;
+		}
+		if (f->buf != NULL) {
+			SP_TCP_CNT(tw, BE_TIMEOUT);
+			rst_be(w, f);
+			rst_vm(w, f);
+			sp_flow_release(tw, f);
+			return;
+		}
+		f->timer_tsc = 0;
+		return;
+	case SP_FLOW_REPLY:
+		if (f->retx < MAX_RETX && f->snd_una != f->snd_nxt) {
+			f->retx++;
+			SP_TCP_CNT(tw, RETRANSMIT);
+			send_reply(w, f);
+			f->timer_tsc = now + (tw->rto_tsc << f->retx);
+			return;
+		}
+		sp_flow_release(tw, f);
+		return;
+	case SP_FLOW_TIME_WAIT:
+		sp_flow_release(tw, f);
+		return;
+	default:
+		return;
+	}
+}
+
+void
+sp_tcp_poll(struct sp_worker *w, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	void *msgs[LOC_BURST];
+	unsigned int n, i;
+	uint32_t k;
+
+	n = rte_ring_sc_dequeue_burst(w->loc_ring, msgs, LOC_BURST, NULL);
+	for (i = 0; i < n; i++) {
+		loc_answer(w, msgs[i], now);
+		rte_mempool_put(w->dp->loc_pool, msgs[i]);
+	}
+	if (tw->live == 0)
+		return;
+	for (k = 0; k < SWEEP_PER_POLL; k++) {
+		struct sp_flow *f = &tw->flows[tw->sweep];
+
+		tw->sweep = tw->sweep + 1 == tw->n_flows ? 0 : tw->sweep + 1;
+		if (f->state == SP_FLOW_FREE)
+			continue;
+		if (f->timer_tsc != 0 && now >= f->timer_tsc) {
+			flow_timer(w, f, now);
+			continue;
+		}
+		if (f->state == SP_FLOW_SPLICE &&
+		    now - f->last_tsc >
+			    ((f->fin_vm || f->fin_be) ? tw->half_close_tsc : tw->idle_tsc)) {
+			if (f->fin_vm || f->fin_be)
+				SP_TCP_CNT(tw, HALF_CLOSE_TIMEOUT);
+			else
+				SP_TCP_CNT(tw, IDLE_TIMEOUT);
+			rst_be(w, f);
+			rst_vm(w, f);
+			sp_flow_release(tw, f);
+		}
+	}
+}

@@ -1,0 +1,130 @@
+/* The worker's TCP endpoint for enhanced services: SYN cookies, request buffering and parsing,
+ * the per-request decision, locator cache, backend connect and the seq/ack splice. */
+#ifndef SP_TCP_EP_H
+#define SP_TCP_EP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+
+#include "sp_pkt.h"
+
+struct sp_worker;
+struct sp_dp;
+struct rte_tel_data;
+
+/* What the endpoint counts, per worker (one table of names, VPP style; in sp_worker_stats.tcp). */
+#define SP_TCP_EVENTS(X)                                                                           \
+	X(SYN_RX, "syn_rx")			/* SYNs to a direct service */                     \
+	X(SYNACK_TX, "synack_tx")		/* cookies sent */                                 \
+	X(BAD_SEGMENT, "bad_segment")		/* bad flags/offsets/options: dropped */           \
+	X(COOKIE_OK, "cookie_ok")		/* a valid cookie: flow created */                 \
+	X(COOKIE_STALE, "cookie_stale")		/* too old: forwarded unchanged */                 \
+	X(COOKIE_FORGED, "cookie_forged")	/* not ours: forwarded unchanged */                \
+	X(NO_FLOW_PASSED, "no_flow_passed")	/* other segments without a flow: forwarded */     \
+	X(FLOWS_FULL, "flows_full")		/* no flow slot: forwarded unchanged */            \
+	X(BUFFERS_EMPTY, "buffers_empty")	/* no request buffer: forwarded unchanged */       \
+	X(FLOW_FREED, "flow_freed")		/* flows ended (any reason) */                     \
+	X(REQUESTS, "requests")			/* request heads parsed */                         \
+	X(HTTP_ERROR, "http_error")		/* head refused by the parser: ordinary path */    \
+	X(HEAD_TOO_LARGE, "head_too_large")	/* head beyond flow_buffer: ordinary path */       \
+	X(DATA_OOO, "data_ooo")			/* out-of-order data before the bind: dropped */   \
+	X(DATA_DUP, "data_dup")			/* data already held: re-acknowledged */           \
+	X(DATA_OVER_WINDOW, "data_over_window") /* beyond the window offered: trimmed */           \
+	X(OVERLAP_DROPPED, "overlap_dropped")	/* straddles held and new data: dropped */         \
+	X(BIND_NODE, "bind_node")		/* requests sent direct to a storage node */       \
+	X(BIND_VIP, "bind_vip")			/* connections bound to the VIP */                 \
+	X(VIP_NOT_ENHANCED, "vip_not_enhanced") /* ... because: method not enhanced */             \
+	X(VIP_NOT_OBJECT, "vip_not_object")	/* ... target not /bucket/key or has a query */    \
+	X(VIP_LISTING, "vip_listing")		/* ... a listing (prefetch asked) */               \
+	X(VIP_BODY_FORM, "vip_body_form")	/* ... chunked, unknown Expect, HTTP/1.0 */        \
+	X(VIP_PIPELINED, "vip_pipelined")	/* ... more than one request held */               \
+	X(VIP_NO_LOCATOR, "vip_no_locator")	/* ... locator not found / failed / timed out */   \
+	X(VIP_EARLY_CLOSE, "vip_early_close")	/* ... FIN before a whole head */                  \
+	X(LOC_HIT, "loc_hit")			/* locator cache hits */                           \
+	X(LOC_MISS, "loc_miss")			/* ... misses: punted to resolve */                \
+	X(LOC_RESOLVED, "loc_resolved")		/* answers that resumed a held flow */             \
+	X(LOC_NOT_FOUND, "loc_not_found")                                                          \
+	X(LOC_FAILED, "loc_failed")                                                                \
+	X(LOC_TIMEOUT, "loc_timeout")		/* no answer in time: ordinary path */             \
+	X(LOC_STALE_ANSWER, "loc_stale_answer") /* answer for a flow that is gone */               \
+	X(LOC_PREFETCHED, "loc_prefetched")	/* locators received without asking */             \
+	X(LOC_REFRESH, "loc_refresh")		/* refreshes asked */                              \
+	X(LOC_LISTING, "loc_listing")		/* listing prefetches asked */                     \
+	X(PUNT_FULL, "punt_full")		/* punt ring or message pool full */               \
+	X(BE_SYN_TX, "be_syn_tx")		/* backend SYNs (first tries) */                   \
+	X(BE_SYN_RETX, "be_syn_retx")		/* backend SYN retransmissions */                  \
+	X(BE_REFUSED, "be_refused")		/* backend answered the SYN with RST */            \
+	X(BE_TIMEOUT, "be_timeout")		/* backend never answered the SYN */               \
+	X(REPLICA_RETRY, "replica_retry")	/* next replica tried */                           \
+	X(FALLBACK_VIP, "fallback_vip")		/* storage nodes failed: the VIP tried */          \
+	X(REPLY_503, "reply_503")		/* every target failed: 503 to the VM */           \
+	X(TUPLE_BUSY, "tuple_busy")		/* backend 4-tuple in use by another flow */       \
+	X(RETRANSMIT, "retransmit")		/* data segments sent again (timeout) */           \
+	X(SPLICED_VM, "spliced_vm")		/* VM segments translated to the backend */        \
+	X(SPLICED_BE, "spliced_be")		/* backend segments translated to the VM */        \
+	X(VM_RST, "vm_rst")			/* RSTs from VMs */                                \
+	X(BE_RST, "be_rst")			/* RSTs from backends after the splice */          \
+	X(RST_SENT, "rst_sent")			/* RSTs shortpath sent */                          \
+	X(HEADER_TIMEOUT, "header_timeout")	/* no whole request head in time: RST */           \
+	X(IDLE_TIMEOUT, "idle_timeout")		/* idle flow: reset both ways */                   \
+	X(HALF_CLOSE_TIMEOUT, "half_close_timeout")                                                \
+	X(CLOSED, "closed")		/* both FINs seen: orderly close */                        \
+	X(ALLOC_FAILED, "alloc_failed") /* no mbuf for a segment shortpath makes */                \
+	X(MSS_MISMATCH, "mss_mismatch") /* backend MSS below what the VM was offered */
+
+enum sp_tcp_event {
+#define SP_TCP_EV_ENUM(e, s) SP_TCP_EV_##e,
+	SP_TCP_EVENTS(SP_TCP_EV_ENUM)
+#undef SP_TCP_EV_ENUM
+		SP_TCP_EV_MAX
+};
+
+/* Flow states (also the telemetry's names). */
+#define SP_FLOW_STATES(X)                                                                          \
+	X(FREE, "free")                                                                            \
+	X(HEAD, "head")		    /* handshake done, reading the request head */                 \
+	X(RESOLVING, "resolving")   /* head held, waiting for the control thread's locator */      \
+	X(CONNECTING, "connecting") /* SYN sent to the chosen target */                            \
+	X(SPLICE, "splice")	    /* bound: segments translated both ways */                     \
+	X(REPLY, "reply")	    /* shortpath answers the VM itself (503) and closes */         \
+	X(TIME_WAIT, "time_wait")   /* both FINs seen: late ACKs still translated */
+
+enum sp_flow_state {
+#define SP_FLOW_STATE_ENUM(e, s) SP_FLOW_##e,
+	SP_FLOW_STATES(SP_FLOW_STATE_ENUM)
+#undef SP_FLOW_STATE_ENUM
+		SP_FLOW_STATE_MAX
+};
+
+/* Set up / tear down a worker's endpoint (flow table, buffers, locator cache). */
+int sp_tcp_worker_create(struct sp_dp *dp, struct sp_worker *w, char *err, size_t errlen);
+void sp_tcp_worker_destroy(struct sp_worker *w);
+
+/*
+ * A TCP/IPv4 segment from a VM port. slot: the direct service it is addressed to, or -1 (then
+ * only an existing flow takes it). Returns true if the endpoint took the mbuf (sent or freed
+ * it), false to forward it unchanged.
+ */
+bool sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info *pi, int slot,
+		    uint16_t port_idx, uint64_t now);
+
+/* A TCP/IPv4 segment from the uplink: true if it belonged to a flow (taken), false if not. */
+bool sp_tcp_from_uplink(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info *pi,
+			uint64_t now);
+
+/* Once per loop: answers from the control thread, timers of a slice of the flows. */
+void sp_tcp_poll(struct sp_worker *w, uint64_t now);
+
+/* Whether the worker has live flows (uplink TCP is looked up only then). */
+bool sp_tcp_active(const struct sp_worker *w);
+
+const char *sp_tcp_event_name(unsigned int i);
+const char *sp_flow_state_name(unsigned int i);
+
+/* Telemetry: up to max live flows of worker w as dicts in d (an array). Racy snapshot. */
+int sp_tcp_flows_dump(const struct sp_worker *w, struct rte_tel_data *d, unsigned int max);
+
+#endif /* SP_TCP_EP_H */
