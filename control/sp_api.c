@@ -1,5 +1,5 @@
 /* Management HTTP API on a kernel socket: /v1/health, /v1/stats (JSON), /metrics (Prometheus),
- * /v1/services. */
+ * /v1/services, /v1/locators. */
 #include "sp_api.h"
 
 #include <errno.h>
@@ -16,6 +16,7 @@
 #include <rte_ethdev.h>
 
 #include "sp_ctl.h"
+#include "sp_locator.h"
 #include "sp_log.h"
 #include "sp_redis.h"
 #include "sp_services.h"
@@ -186,6 +187,7 @@ handle_stats(struct sp_api *api, struct evhttp_request *req)
 			    json_pack("{s:I,s:I}", "size", (json_int_t)dp->pool->size, "in_use",
 				      (json_int_t)sp_dp_pool_in_use(dp)));
 	json_object_set_new(root, "redis", redis_json(api->ctl));
+	json_object_set_new(root, "locators", sp_locator_stats_json(api->ctl->locator));
 	sp_api_send_json(req, HTTP_OK, root);
 }
 
@@ -264,6 +266,7 @@ handle_metrics(struct sp_api *api, struct evhttp_request *req)
 	evbuffer_add_printf(b, "sp_uptime_seconds %.3f\n",
 			    (double)(sp_ctl_now_ms() - api->ctl->start_ms) / 1000.0);
 	sp_services_metrics(api->ctl->services, b);
+	sp_locator_metrics(api->ctl->locator, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_send_reply(req, HTTP_OK, "OK", NULL);
@@ -291,6 +294,10 @@ dispatch(struct evhttp_request *req, void *arg)
 		path = "/";
 	if (strcmp(path, "/v1/services") == 0 || strncmp(path, "/v1/services/", 13) == 0) {
 		sp_services_http(api->ctl->services, req, path);
+		return;
+	}
+	if (strcmp(path, "/v1/locators") == 0 || strncmp(path, "/v1/locators/", 13) == 0) {
+		sp_locator_http(api->ctl->locator, req, path);
 		return;
 	}
 	for (i = 0; i < RTE_DIM(routes); i++) {

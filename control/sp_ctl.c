@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "sp_api.h"
+#include "sp_locator.h"
 #include "sp_log.h"
 #include "sp_services.h"
 #include "sp_redis.h"
@@ -103,6 +104,9 @@ sp_ctl_create(struct sp_ctl *ctl, const struct sp_conf *cfg, struct sp_dp *dp, c
 		snprintf(err, errlen, "cannot set up the services: %s", strerror(-rc));
 		return rc;
 	}
+	rc = sp_locator_create(ctl, err, errlen, &ctl->locator);
+	if (rc != 0)
+		return rc;
 	rc = sp_api_create(ctl, cfg->api_listen, &ctl->api, err, errlen);
 	if (rc != 0)
 		return rc;
@@ -116,7 +120,16 @@ sp_ctl_create(struct sp_ctl *ctl, const struct sp_conf *cfg, struct sp_dp *dp, c
 int
 sp_ctl_run(struct sp_ctl *ctl)
 {
-	return event_base_dispatch(ctl->base) < 0 ? -EIO : 0;
+	int rc = event_base_dispatch(ctl->base) < 0 ? -EIO : 0;
+
+	sp_ctl_stop(ctl);
+	return rc;
+}
+
+void
+sp_ctl_stop(struct sp_ctl *ctl)
+{
+	sp_locator_stop(ctl->locator);
 }
 
 void
@@ -129,6 +142,8 @@ sp_ctl_destroy(struct sp_ctl *ctl)
 		sp_redis_set_listener(ctl->redis, NULL, NULL, NULL);
 	sp_redis_destroy(ctl->redis);
 	ctl->redis = NULL;
+	sp_locator_destroy(ctl->locator); /* its API requests were answered by sp_ctl_stop */
+	ctl->locator = NULL;
 	sp_services_destroy(ctl->services);
 	ctl->services = NULL;
 	sp_api_destroy(ctl->api);

@@ -12,6 +12,7 @@ struct event;
 struct sp_redis;
 struct sp_api;
 struct sp_services;
+struct sp_locator;
 
 struct sp_ctl {
 	const struct sp_conf *cfg;
@@ -24,6 +25,7 @@ struct sp_ctl {
 	struct sp_redis *redis;
 	struct sp_api *api;
 	struct sp_services *services;
+	struct sp_locator *locator;
 	uint64_t start_ms;
 	char instance[64]; /* host name: the instance's id in Redis */
 };
@@ -34,8 +36,11 @@ uint64_t sp_ctl_now_ms(void);
 /* Set up the loop, Redis client, API and telemetry. 0 or -errno with a message in err. */
 int sp_ctl_create(struct sp_ctl *ctl, const struct sp_conf *cfg, struct sp_dp *dp, char *err,
 		  size_t errlen);
-/* Run until SIGINT/SIGTERM. */
+/* Run until SIGINT/SIGTERM; then sp_ctl_stop. */
 int sp_ctl_run(struct sp_ctl *ctl);
+/* Let go of the dataplane (before sp_dp_destroy): the locator resolver answers or puts back the
+ * messages it holds and clears its handler. Idempotent; sp_ctl_run calls it when the loop ends. */
+void sp_ctl_stop(struct sp_ctl *ctl);
 void sp_ctl_destroy(struct sp_ctl *ctl);
 
 /* Telemetry commands /shortpath/... (sp_telemetry.c). */

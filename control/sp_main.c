@@ -225,6 +225,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err); /* one plain line, like the config checks */
 	}
 	sp_telemetry_unregister();
+	sp_ctl_stop(&ctl); /* no more locator calls into the dataplane freed next */
 	sp_dp_destroy(dp); /* stops the workers first */
 	sp_ctl_destroy(&ctl);
 	rte_pdump_uninit();

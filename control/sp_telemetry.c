@@ -1,16 +1,19 @@
 /* DPDK telemetry commands /shortpath/stats, /shortpath/ports, /shortpath/lcores and
- * /shortpath/services. */
+ * /shortpath/services, /shortpath/flows, /shortpath/locators. */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_ethdev.h>
 #include <rte_telemetry.h>
 
 #include "sp_ctl.h"
+#include "sp_locator.h"
 #include "sp_redis.h"
 #include "sp_services.h"
 #include "sp_stats.h"
+#include "sp_tcp_ep.h"
 
 /*
  * Telemetry callbacks take no user pointer and run on DPDK's telemetry thread: the context
@@ -171,6 +174,50 @@ tel_services_locked(const char *cmd, const char *params, struct rte_tel_data *d)
 	return sp_services_telemetry(tel_ctl->services, d);
 }
 
+/* Live flows of the TCP endpoint, every worker's, up to a count (parameter, default 32). */
+static int
+tel_flows_locked(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	const struct sp_dp *dp = tel_ctl->dp;
+	unsigned int max = 32, i, shown = 0;
+	struct rte_tel_data *arr;
+	uint64_t live = 0;
+	int n;
+
+	RTE_SET_USED(cmd);
+	if (params != NULL && *params != '\0') {
+		char *end;
+		unsigned long v = strtoul(params, &end, 10);
+
+		if (*end != '\0' || v == 0 || v > 200)
+			return -EINVAL;
+		max = (unsigned int)v;
+	}
+	arr = rte_tel_data_alloc();
+	if (arr == NULL)
+		return -ENOMEM;
+	rte_tel_data_start_array(arr, RTE_TEL_CONTAINER);
+	for (i = 0; i < dp->n_workers; i++) {
+		live += __atomic_load_n(&dp->workers[i]->stats.flows, __ATOMIC_RELAXED);
+		n = sp_tcp_flows_dump(dp->workers[i], arr, max - shown);
+		if (n > 0)
+			shown += (unsigned int)n;
+	}
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "live", live);
+	rte_tel_data_add_dict_u64(d, "shown", shown);
+	rte_tel_data_add_dict_container(d, "flows", arr, 0);
+	return 0;
+}
+
+static int
+tel_locators_locked(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	RTE_SET_USED(cmd);
+	RTE_SET_USED(params);
+	return sp_locator_telemetry(tel_ctl->locator, d);
+}
+
 /* Run one command under the lock, refusing once shortpathd is shutting down. */
 #define SP_TEL_WRAP(fn)                                                                            \
 	static int fn(const char *cmd, const char *params, struct rte_tel_data *d)                 \
@@ -186,6 +233,8 @@ SP_TEL_WRAP(tel_stats)
 SP_TEL_WRAP(tel_ports)
 SP_TEL_WRAP(tel_lcores)
 SP_TEL_WRAP(tel_services)
+SP_TEL_WRAP(tel_locators)
+SP_TEL_WRAP(tel_flows)
 
 int
 sp_telemetry_register(struct sp_ctl *ctl)
@@ -209,6 +258,12 @@ sp_telemetry_register(struct sp_ctl *ctl)
 	rc |= rte_telemetry_register_cmd("/shortpath/services", tel_services,
 					 "shortpath enhanced services: VIP, port, path, packets "
 					 "VMs sent to them. No parameters");
+	rc |= rte_telemetry_register_cmd("/shortpath/flows", tel_flows,
+					 "shortpath TCP endpoint: live flows (state, VM, VIP, "
+					 "target, bytes, age). Parameter: how many (default 32)");
+	rc |= rte_telemetry_register_cmd("/shortpath/locators", tel_locators,
+					 "shortpath locator resolver: requests, outcomes, Redis, "
+					 "prefetch, storage manager latency. No parameters");
 	return rc == 0 ? 0 : -EINVAL;
 }
 
