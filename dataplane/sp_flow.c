@@ -79,8 +79,14 @@ sp_tcp_worker_create(struct sp_dp *dp, struct sp_worker *w, char *err, size_t er
 	hp.key_len = sizeof(struct sp_flow_key);
 	hp.hash_func = rte_jhash;
 	hp.socket_id = socket;
-	tw->hash = rte_hash_create(&hp); /* one worker reads and writes it: no flags */
-	if (tw->hash == NULL)
+	/* one worker reads and writes it (no concurrency flags); the extendable table makes
+	 * every one of the 2 keys per flow fit, however the buckets fill */
+	hp.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+	tw->hash = rte_hash_create(&hp);
+	tw->be_ref = rte_zmalloc_socket("sp_be_ref", sizeof(uint16_t) * SP_FLOW_BE_REF, 0, socket);
+	tw->vip_ref =
+		rte_zmalloc_socket("sp_vip_ref", sizeof(uint16_t) * SP_FLOW_BE_REF, 0, socket);
+	if (tw->hash == NULL || tw->be_ref == NULL || tw->vip_ref == NULL)
 		goto nomem;
 	tw->lim = (struct sp_http_limits)SP_HTTP_LIMITS_DEFAULT;
 	tw->buf_size = (uint32_t)cfg->flow_buffer;
@@ -119,7 +125,7 @@ sp_tcp_worker_create(struct sp_dp *dp, struct sp_worker *w, char *err, size_t er
 	tw->half_close_tsc = tw->hz * (uint64_t)cfg->half_close_timeout_s;
 	tw->resolve_tsc = tw->hz * ((uint64_t)cfg->loc_timeout_ms + 500) / 1000;
 	tw->head_tsc = RTE_MIN(tw->idle_tsc, tw->hz * 30); /* a whole head within 30 s */
-	tw->tw_tsc = tw->hz * 2;
+	tw->tw_tsc = tw->hz; /* late ACKs and FIN retransmissions of a closed splice: 1 s */
 	tw->syn_retries = (uint32_t)cfg->syn_retries;
 	tw->boot_s_tsc = rte_rdtsc();
 	tw->cookie_tsc = RTE_MAX(tw->hz * (uint64_t)cfg->syncookie_period_s / 64, (uint64_t)1);
@@ -145,6 +151,8 @@ sp_tcp_worker_destroy(struct sp_worker *w)
 			rte_mempool_put(tw->bufs, tw->flows[i].buf);
 	rte_mempool_free(tw->bufs);
 	rte_hash_free(tw->hash);
+	rte_free(tw->be_ref);
+	rte_free(tw->vip_ref);
 	rte_free(tw->loc);
 	rte_free(tw->free_idx);
 	rte_free(tw->flows);
@@ -181,10 +189,8 @@ sp_flow_release(struct sp_tcp_worker *tw, struct sp_flow *f)
 		return;
 	sp_flow_vm_key(f, &k);
 	sp_flow_key_del(tw, &k);
-	if (f->be_key) {
-		sp_flow_be_key(f, &k);
-		sp_flow_key_del(tw, &k);
-	}
+	sp_flow_ref(tw->vip_ref, f->vip, f->vport, -1);
+	sp_flow_be_del(tw, f);
 	if (f->buf != NULL) {
 		rte_mempool_put(tw->bufs, f->buf);
 		f->buf = NULL;
@@ -220,6 +226,34 @@ void
 sp_flow_key_del(struct sp_tcp_worker *tw, const struct sp_flow_key *k)
 {
 	rte_hash_del_key(tw->hash, k);
+}
+
+int
+sp_flow_be_add(struct sp_tcp_worker *tw, struct sp_flow *f)
+{
+	struct sp_flow_key k;
+	int rc;
+
+	sp_flow_be_key(f, &k);
+	rc = sp_flow_key_add(tw, &k, f);
+	if (rc != 0)
+		return rc;
+	f->be_key = 1;
+	sp_flow_ref(tw->be_ref, f->be_ip, f->be_port, 1);
+	return 0;
+}
+
+void
+sp_flow_be_del(struct sp_tcp_worker *tw, struct sp_flow *f)
+{
+	struct sp_flow_key k;
+
+	if (!f->be_key)
+		return;
+	sp_flow_be_key(f, &k);
+	sp_flow_key_del(tw, &k);
+	f->be_key = 0;
+	sp_flow_ref(tw->be_ref, f->be_ip, f->be_port, -1);
 }
 
 void

@@ -109,7 +109,9 @@ struct sp_tcp_worker {
 	uint32_t live;	   /* flows in use */
 	uint32_t free_top; /* free list (stack of indexes) */
 	uint32_t *free_idx;
-	uint32_t sweep; /* timer sweep cursor */
+	uint32_t sweep;	   /* timer sweep cursor */
+	uint16_t *be_ref;  /* flows per hash of a backend's address and port (uplink prefilter) */
+	uint16_t *vip_ref; /* flows per hash of a VIP and port (VM-side prefilter) */
 	struct rte_mempool *bufs;
 	uint32_t buf_size; /* data bytes per buffer */
 	uint32_t hdr_cap;  /* rewritten head bytes per buffer */
@@ -136,6 +138,41 @@ void sp_flow_release(struct sp_tcp_worker *tw, struct sp_flow *f);
 struct sp_flow *sp_flow_lookup(struct sp_tcp_worker *tw, const struct sp_flow_key *k);
 int sp_flow_key_add(struct sp_tcp_worker *tw, const struct sp_flow_key *k, struct sp_flow *f);
 void sp_flow_key_del(struct sp_tcp_worker *tw, const struct sp_flow_key *k);
+/* The backend side's key: added once a target is chosen, removed when it changes. */
+int sp_flow_be_add(struct sp_tcp_worker *tw, struct sp_flow *f);
+void sp_flow_be_del(struct sp_tcp_worker *tw, struct sp_flow *f);
+
+#define SP_FLOW_BE_REF 65536 /* prefilter slots (uint16_t counts) */
+
+static inline uint32_t
+sp_flow_ref_slot(uint32_t ip, uint16_t port)
+{
+	return ((ip ^ ((uint32_t)port << 16 | port)) * 0x9e3779b1u) >> 16;
+}
+
+/* Whether any flow may have a backend at ip:port (network byte order). */
+static inline bool
+sp_flow_be_maybe(const struct sp_tcp_worker *tw, uint32_t ip, uint16_t port)
+{
+	return tw->be_ref[sp_flow_ref_slot(ip, port)] != 0;
+}
+
+/* Whether any flow may be a VM's connection to ip:port (a service's VIP). */
+static inline bool
+sp_flow_vip_maybe(const struct sp_tcp_worker *tw, uint32_t ip, uint16_t port)
+{
+	return tw->vip_ref[sp_flow_ref_slot(ip, port)] != 0;
+}
+
+/* Count up / down a prefilter slot (a saturated slot stays: the lookup then decides). */
+static inline void
+sp_flow_ref(uint16_t *ref, uint32_t ip, uint16_t port, int d)
+{
+	uint16_t *r = &ref[sp_flow_ref_slot(ip, port)];
+
+	if (*r != UINT16_MAX && (d > 0 || *r != 0))
+		*r = (uint16_t)(*r + d);
+}
 void sp_flow_vm_key(const struct sp_flow *f, struct sp_flow_key *k);
 void sp_flow_be_key(const struct sp_flow *f, struct sp_flow_key *k);
 static inline uint32_t

@@ -260,9 +260,9 @@ ack_in(struct sp_worker *w, const struct seg *s, uint16_t port_idx, int slot, ui
 	f->timer_tsc = now + tw->head_tsc;
 	f->state = SP_FLOW_HEAD;
 	sp_flow_vm_key(f, &k);
+	sp_flow_ref(tw->vip_ref, f->vip, f->vport, 1);
 	if (sp_flow_key_add(tw, &k, f) != 0) {
 		SP_TCP_CNT(tw, FLOWS_FULL);
-		f->state = SP_FLOW_HEAD;
 		sp_flow_release(tw, f);
 		return false;
 	}
@@ -593,16 +593,13 @@ static void
 connect_target(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 {
 	struct sp_tcp_worker *tw = tcpw(w);
-	struct sp_flow_key k;
 
-	sp_flow_be_key(f, &k);
-	if (sp_flow_key_add(tw, &k, f) != 0) {
+	if (sp_flow_be_add(tw, f) != 0) {
 		SP_TCP_CNT(tw, TUPLE_BUSY);
 		rst_vm(w, f);
 		sp_flow_release(tw, f);
 		return;
 	}
-	f->be_key = 1;
 	f->state = SP_FLOW_CONNECTING;
 	f->tries = 1;
 	f->timer_tsc = now + tw->syn_timeout_tsc;
@@ -665,15 +662,18 @@ send_held(struct sp_worker *w, struct sp_flow *f, uint32_t from)
 }
 
 /* The S3 error a VM gets when neither the storage nodes nor the service could be reached. */
+#define REPLY_503_BODY                                                                             \
+	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"                                             \
+	"<Error><Code>ServiceUnavailable</Code><Message>The storage nodes and the service could "  \
+	"not be reached.</Message></Error>"
+#define REPLY_503_BODY_LEN 159
+_Static_assert(sizeof(REPLY_503_BODY) - 1 == REPLY_503_BODY_LEN, "Content-Length of the 503");
 static const char reply_503[] =
 	"HTTP/1.1 503 Service Unavailable\r\n"
 	"Content-Type: application/xml\r\n"
-	"Content-Length: 154\r\n"
-	"Connection: close\r\n"
-	"\r\n"
-	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-	"<Error><Code>ServiceUnavailable</Code><Message>Please reduce your request rate."
-	"</Message></Error>";
+	"Content-Length: " RTE_STR(REPLY_503_BODY_LEN) "\r\n"
+						       "Connection: close\r\n"
+						       "\r\n" REPLY_503_BODY;
 
 static void
 send_reply(struct sp_worker *w, struct sp_flow *f)
@@ -691,11 +691,8 @@ target_failed(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 	struct sp_tcp_worker *tw = tcpw(w);
 	const struct sp_http_req *r = &f->buf->req;
 	struct sp_loc_entry *e = NULL;
-	struct sp_flow_key k;
 
-	sp_flow_be_key(f, &k);
-	sp_flow_key_del(tw, &k);
-	f->be_key = 0;
+	sp_flow_be_del(tw, f);
 	if (f->target == TARGET_NODE)
 		e = sp_loc_find(tw, f->slot,
 				f->method == SP_LOC_PUT ? SP_LOC_OP_WRITE : SP_LOC_OP_READ,
@@ -889,11 +886,23 @@ sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info
 	k.dst_ip = s.ip->dst_addr;
 	k.sport = s.tcp->src_port;
 	k.dport = s.tcp->dst_port;
-	f = tw->live ? sp_flow_lookup(tw, &k) : NULL;
+	/* slot < 0: a flow of a service changed or removed at run time goes on to its end */
+	f = tw->live && (slot >= 0 || sp_flow_vip_maybe(tw, k.dst_ip, k.dport))
+		    ? sp_flow_lookup(tw, &k)
+		    : NULL;
 	if (f == NULL) {
 		if (slot < 0)
 			return false;
 		if ((s.flags & (F_SYN | F_ACK | F_RST | F_FIN)) == F_SYN) {
+			/* no room for the flow the ACK would make: the service takes it as it is */
+			if (unlikely(tw->free_top == 0)) {
+				SP_TCP_CNT(tw, FLOWS_FULL);
+				return false;
+			}
+			if (unlikely(rte_mempool_avail_count(tw->bufs) == 0)) {
+				SP_TCP_CNT(tw, BUFFERS_EMPTY);
+				return false;
+			}
 			syn_in(w, &s, m, port_idx, now);
 			rte_pktmbuf_free(m);
 			return true;
@@ -986,6 +995,8 @@ sp_tcp_from_uplink(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_
 	struct seg s;
 
 	if (unlikely(!seg_parse(m, pi, &s)))
+		return false;
+	if (!sp_flow_be_maybe(tw, s.ip->src_addr, s.tcp->src_port))
 		return false;
 	k.src_ip = s.ip->src_addr;
 	k.dst_ip = s.ip->dst_addr;

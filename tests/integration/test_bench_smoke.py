@@ -3,6 +3,9 @@
 Checks that shortpathd, dpdk-testpmd io and dpdk-testpmd macswap each forwarded traffic and got
 positive figures, on the same ports, and that the benchmark cleaned up after itself. It asserts
 no speed: speed depends on the machine and on what else runs on it (see the benchmark's output).
+
+tcp_bench --quick (the worker's TCP endpoint, direct-to-storage GETs in process): every transaction
+went through byte for byte, the counters add up, nothing leaked, and the run cleaned up after itself.
 """
 
 import json
@@ -15,6 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUNTIME = "/var/run/dpdk"
 BENCH = os.path.join(ROOT, "tools", "bench", "fwd_bench.py")
 PROGRAMS = ("shortpathd", "testpmd-io", "testpmd-macswap")
+TCP_BENCH = os.path.join(os.environ.get("SP_BUILD_DIR", os.path.join(ROOT, "build")),
+                         "tools", "bench", "tcp_bench")
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +102,49 @@ def test_cleaned_up(bench):
         if bench["tmpdir"] in cmd or any(p in cmd for p in bench["file_prefixes"]):
             left.append((pid, cmd))
     assert not left, left
+
+
+@pytest.fixture(scope="module")
+def tcp_bench():
+    r = subprocess.run([TCP_BENCH, "--quick"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"exit {r.returncode}\nstderr:\n{r.stderr}\nstdout:\n{r.stdout}"
+    last = r.stdout.strip().splitlines()[-1]
+    try:
+        doc = json.loads(last)
+    except json.JSONDecodeError:
+        pytest.fail(f"the last line is not JSON:\n{r.stdout}\nstderr:\n{r.stderr}")
+    return doc
+
+
+def test_tcp_bench_transactions(tcp_bench):
+    b = tcp_bench
+    assert b["ok"] is True and b["failures"] == 0, b
+    assert b["transactions"] >= 2000
+    assert b["frames_in_per_txn"] == 9 and b["frames_out_per_txn"] == 10, b
+    for k in ("txn_per_s", "ns_per_txn", "cycles_per_txn", "cycles_per_frame_in"):
+        assert b["endpoint"][k] > 0, (k, b["endpoint"])
+    assert b["reference"]["cycles_per_frame"] > 0
+    assert b["reference"]["cycles_per_frame_flows_live"] > 0
+    assert all(v > 0 for v in b["breakdown_cycles"].values()), b["breakdown_cycles"]
+    assert b["checksummed_frames"] > 0
+
+
+def test_tcp_bench_counters(tcp_bench):
+    """Every transaction: one cookie, one flow, a locator hit, bound to the node, closed."""
+    c = tcp_bench["counters"]
+    n = c["cookie_ok"]
+    assert n >= tcp_bench["transactions"]
+    for k in ("syn_rx", "synack_tx", "requests", "loc_hit", "bind_node", "be_syn_tx", "closed",
+              "flow_freed"):
+        assert c[k] == n, (k, c)
+    assert c["spliced_vm"] == 2 * n and c["spliced_be"] == 3 * n, c
+    assert set(c) == {"syn_rx", "synack_tx", "cookie_ok", "flow_freed", "requests", "loc_hit",
+                      "bind_node", "be_syn_tx", "spliced_vm", "spliced_be", "closed",
+                      "loc_prefetched"}, c
+
+
+def test_tcp_bench_nothing_leaked(tcp_bench):
+    b = tcp_bench
+    assert b["mbufs_leaked"] == 0 and b["mbufs_in_use_end"] == b["mbufs_in_use_start"], b
+    assert b["flows_live_after_run"] > 0 and b["flows_live_at_end"] == 0, b
+    assert not os.path.exists(os.path.join(RUNTIME, b["file_prefix"]))
