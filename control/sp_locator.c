@@ -1,19 +1,16 @@
-/* Locator resolver of the control thread: where objects of enhanced services live (Redis, then the
- * storage manager), node-manager credentials, prefetch, and /v1/locators (docs/locators.md). */
+/* The control thread's locator resolver: workers' messages, Redis, storage manager, prefetch. */
 #include "sp_locator.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -21,83 +18,27 @@
 #include <event2/keyvalq_struct.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <rte_common.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
-#include <rte_telemetry.h>
 
 #include "sp_api.h"
 #include "sp_ctl.h"
 #include "sp_loc.h"
+#include "sp_locator_int.h"
 #include "sp_log.h"
+#include "sp_nodeauth.h"
 #include "sp_redis.h"
 #include "sp_services.h"
 
-#define KEYS_MAX 64	    /* entries of the node keys file */
-#define KEY_ID_MAX 64	    /* as the services API allows */
-#define SECRET_MAX 128	    /* bytes of one secret */
 #define PEER_CONNS 4	    /* HTTP connections per storage manager or node, reused */
-#define HASH_SIZE 1024	    /* buckets of the lookups in progress (power of two) */
 #define BODY_MAX (8u << 20) /* largest storage manager answer read */
-#define NODE_NAME_MAX 32    /* a node's name as the manager gives it (shown by the API) */
 #define LOOKUPS_PER_CALL 4  /* lookups in progress (Redis stage too) per allowed manager call */
 #define RKEY_MAX (96 + SP_LOC_NAME_MAX) /* sp:loc:{service}:r:/bucket/key */
 
-/* ---- counters (one table: telemetry, /metrics and /v1/stats come from it) ------------------ */
-
-#define LOC_EVENTS(X)                                                                              \
-	X(REQ_RESOLVE, "requests_resolve")  /* RESOLVE messages from workers */                    \
-	X(REQ_REFRESH, "requests_refresh")  /* REFRESH messages from workers */                    \
-	X(REQ_LISTING, "requests_listing")  /* LISTING messages from workers */                    \
-	X(REQ_API, "requests_api")	    /* GET /v1/locators/SERVICE */                         \
-	X(RESOLVED, "resolved")		    /* answered found */                                   \
-	X(NOT_FOUND, "not_found")	    /* answered not found (the manager said 404) */        \
-	X(FAILED_TIMEOUT, "failed_timeout") /* the manager did not answer in timeout_ms */         \
-	X(FAILED_CONNECT, "failed_connect") /* no connection, or it broke */                       \
-	X(FAILED_HTTP_STATUS, "failed_http_status") /* neither 200 nor 404 */                      \
-	X(FAILED_BAD_ANSWER, "failed_bad_answer")   /* not the JSON expected */                    \
-	X(FAILED_NO_NODE, "failed_no_node")	    /* no IPv4 node in the answer */               \
-	X(FAILED_NO_KEY, "failed_no_key")	    /* no secret for the service's node_key_id */  \
-	X(FAILED_NO_SERVICE, "failed_no_service")   /* the slot has no service (any more) */       \
-	X(FAILED_INFLIGHT_FULL, "failed_inflight_full") /* [locators] max_inflight reached */      \
-	X(FAILED_STOPPING, "failed_stopping")		/* shortpathd stopped meanwhile */         \
-	X(BAD_NAME, "bad_name")				/* not /bucket/key */                      \
-	X(BAD_MESSAGE, "bad_message")	  /* unknown kind or worker: put back unanswered */        \
-	X(MANAGER_CALLS, "manager_calls") /* storage manager calls started */                      \
-	X(REDIS_HITS, "redis_hits")	  /* usable locator found in Redis */                      \
-	X(REDIS_MISSES, "redis_misses")	  /* none (or too old for a refresh) */                    \
-	X(REDIS_ERRORS, "redis_errors")	  /* Redis down or an error reply */                       \
-	X(REDIS_STORED, "redis_stored")	  /* locators written to Redis */                          \
-	X(COALESCED, "coalesced")	  /* requests that joined a lookup in progress */          \
-	X(PREFETCH_REQUESTED, "prefetch_requested") /* keys whose locators prefetch looked up */   \
-	X(PREFETCHED, "prefetched")		    /* PREFETCH messages enqueued to workers */    \
-	X(PREFETCH_SKIPPED, "prefetch_skipped")	    /* prefetches not started (limit, Redis) */    \
-	X(LISTING_PREFETCHES, "listing_prefetches") /* listings whose keys were prefetched */      \
-	X(RING_FULL, "ring_full")		    /* a worker's locator ring was full */         \
-	X(POOL_EMPTY, "pool_empty")		    /* no message left for a prefetch */
-
-enum loc_event {
-#define LOC_EVENT_ENUM(e, s) EV_##e,
-	LOC_EVENTS(LOC_EVENT_ENUM)
-#undef LOC_EVENT_ENUM
-		EV_MAX
-};
-
-static const char *const event_names[] = {
-#define LOC_EVENT_NAME(e, s) s,
-	LOC_EVENTS(LOC_EVENT_NAME)
-#undef LOC_EVENT_NAME
-};
+static_assert(SP_LOC_PATH_MAX <= SP_NODEAUTH_PATH_MAX, "credentials for every locator path");
 
 /* ---- state --------------------------------------------------------------------------------- */
-
-struct node_key {
-	char id[KEY_ID_MAX + 1]; /* "" for a bare secret: used for any key id */
-	uint8_t secret[SECRET_MAX];
-	size_t len;
-};
 
 /* A storage manager or node and the connections to it (evhttp queues on each). */
 struct peer {
@@ -106,10 +47,6 @@ struct peer {
 	struct evhttp_connection *conn[PEER_CONNS];
 	unsigned int busy[PEER_CONNS];
 };
-
-/* The end of a call: code is the HTTP status, or 0 with why = EV_FAILED_TIMEOUT/CONNECT/STOPPING.
- */
-typedef void (*call_fn)(void *arg, int code, enum loc_event why, struct evbuffer *body);
 
 /* One HTTP call in flight. */
 struct call {
@@ -128,66 +65,6 @@ struct call {
 	void *arg;
 };
 
-/* A resolved locator (or why not). */
-struct where {
-	uint8_t status; /* enum sp_loc_status */
-	uint8_t why;	/* enum loc_event: the outcome counted */
-	uint8_t n_nodes;
-	bool from_redis;
-	uint32_t node_ip[SP_LOC_NODES];	  /* network byte order */
-	uint16_t node_port[SP_LOC_NODES]; /* network byte order */
-	char node_name[SP_LOC_NODES][NODE_NAME_MAX];
-	uint16_t path_len;
-	char path[SP_LOC_PATH_MAX + 1];
-	uint64_t size;
-	int64_t resolved_ms; /* unix milliseconds */
-};
-
-/* An object's name, decoded: "/bucket/key" (no NUL inside). */
-struct oname {
-	uint16_t blen, klen;
-	char buf[SP_LOC_NAME_MAX + 2];
-};
-
-#define ON_BUCKET(o) ((o)->buf + 1)
-#define ON_KEY(o) ((o)->buf + 2 + (o)->blen)
-#define ON_LEN(o) ((size_t)(o)->blen + (o)->klen + 2)
-
-enum waiter_kind {
-	W_WORKER,  /* a RESOLVE message: answered on its worker's ring */
-	W_API,	   /* GET /v1/locators/SERVICE */
-	W_REFRESH, /* a REFRESH: the answer goes to every worker as PREFETCH */
-};
-
-struct waiter {
-	TAILQ_ENTRY(waiter) next;
-	enum waiter_kind kind;
-	struct sp_loc_msg *msg;	    /* W_WORKER */
-	struct evhttp_request *req; /* W_API */
-	json_t *doc;		    /* W_API: the answer's fields known at the start */
-	bool verify;		    /* W_API: try the credential on the first node */
-};
-
-TAILQ_HEAD(waiter_list, waiter);
-
-/* One distinct (service, op, name) being resolved: concurrent requests share it. */
-struct lookup {
-	LIST_ENTRY(lookup) hnext;
-	struct sp_locator *loc;
-	uint32_t hash;
-	uint16_t slot;
-	uint8_t op;
-	bool fresh_only;   /* a refresh: Redis's copy only if younger than half the TTL */
-	bool in_hash;	   /* findable (not answered yet) */
-	int redis_pending; /* Redis callbacks that still hold it */
-	struct call *call;
-	struct sp_services_backend be;
-	const struct node_key *nk;
-	struct oname on;
-	struct waiter_list waiters;
-	struct where w;
-};
-
 /* Prefetch of several keys of one bucket (the next numbers, a listing's keys). */
 struct pkey {
 	struct pjob *job;
@@ -201,7 +78,7 @@ struct pjob {
 	struct sp_locator *loc;
 	uint16_t slot;
 	struct sp_services_backend be;
-	const struct node_key *nk;
+	const struct sp_nodeauth_key *nk;
 	char bucket[SP_LOC_NAME_MAX + 1];
 	size_t blen;
 	char *list_query;  /* listing: the /list query string; NULL: keys given */
@@ -214,83 +91,8 @@ struct pjob {
 	unsigned int hits, asked, found, sent;
 };
 
-/* DELETE /v1/locators/SERVICE: SCAN + UNLINK. */
-struct dropjob {
-	LIST_ENTRY(dropjob) next;
-	struct sp_locator *loc;
-	struct evhttp_request *req;
-	char service[64];
-	long long deleted;
-	int pending;  /* Redis callbacks that hold it */
-	bool scanned; /* the last SCAN answered: the rest are UNLINKs */
-	bool finished;
-};
-
-/* GET ...?verify=1: a HEAD with the credential on the first node. */
-struct vjob {
-	struct sp_locator *loc;
-	struct evhttp_request *req;
-	json_t *doc;
-	char node[32];
-};
-
-struct sp_locator {
-	struct sp_ctl *ctl;
-	const struct sp_conf *cfg;
-	struct sp_dp *dp; /* NULL once stopped */
-	bool stopping;
-	unsigned int n_keys;
-	struct node_key keys[KEYS_MAX];
-	uint64_t ev[EV_MAX]; /* written by the control thread, read by telemetry (atomics) */
-	uint64_t lat_sum_us, lat_count, lat_max_us;
-	uint32_t inflight; /* storage manager calls */
-	uint32_t lookups;  /* lookups in the hash */
-	uint32_t pjobs_n;  /* prefetch jobs not freed yet */
-	uint64_t seq;	   /* X-SP-Request-Id */
-	LIST_HEAD(, lookup) hash[HASH_SIZE];
-	LIST_HEAD(, peer) peers;
-	TAILQ_HEAD(, call) calls;
-	LIST_HEAD(, pjob) pjobs;
-	LIST_HEAD(, dropjob) drops;
-	struct sp_loc_msg tmpl; /* a prefetch message being built */
-};
-
 static void lookup_finish(struct lookup *lk);
 static void pjob_finish(struct pjob *j, int code, const char *ecode, const char *msg);
-
-static inline void
-count(struct sp_locator *loc, enum loc_event e)
-{
-	__atomic_fetch_add(&loc->ev[e], 1, __ATOMIC_RELAXED);
-}
-
-static inline void
-count_n(struct sp_locator *loc, enum loc_event e, uint64_t n)
-{
-	__atomic_fetch_add(&loc->ev[e], n, __ATOMIC_RELAXED);
-}
-
-/* Gauges read by telemetry. */
-static inline void
-loc_inc(uint32_t *g)
-{
-	__atomic_fetch_add(g, 1, __ATOMIC_RELAXED);
-}
-
-static inline void
-loc_dec(uint32_t *g)
-{
-	__atomic_fetch_sub(g, 1, __ATOMIC_RELAXED);
-}
-
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t
 mono_us(void)
@@ -301,7 +103,7 @@ mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* ---- node keys ----------------------------------------------------------------------------- */
+/* ---- names --------------------------------------------------------------------------------- */
 
 static int
 hexval(int c)
@@ -316,214 +118,6 @@ hexval(int c)
 }
 
 /* Hex text to bytes; -EINVAL on a bad digit, an odd length or more than SECRET_MAX bytes. */
-static int
-unhex(const char *s, size_t n, uint8_t *out, size_t *len)
-{
-	size_t i;
-
-	if (n == 0 || n % 2 != 0 || n / 2 > SECRET_MAX)
-		return -EINVAL;
-	for (i = 0; i < n; i += 2) {
-		int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		out[i / 2] = (uint8_t)(hi << 4 | lo);
-	}
-	*len = n / 2;
-	return 0;
-}
-
-/* As the services API takes node_key_id. */
-static bool
-key_id_ok(const char *v)
-{
-	size_t i, len = strlen(v);
-
-	if (len == 0 || len > KEY_ID_MAX)
-		return false;
-	for (i = 0; i < len; i++)
-		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
-		      (v[i] >= '0' && v[i] <= '9') || v[i] == '_' || v[i] == '.' || v[i] == '-'))
-			return false;
-	return true;
-}
-
-#define KEYS_ERR(...)                                                                              \
-	do {                                                                                       \
-		int n_ = snprintf(err, errlen, "config: [keys] node_keys: %s: ", path);            \
-		if (n_ >= 0 && (size_t)n_ < errlen)                                                \
-			snprintf(err + n_, errlen - (size_t)n_, __VA_ARGS__);                      \
-	} while (0)
-
-/*
- * Read the node keys file into keys (may be NULL: check only). Lines `key_id secret_hex`, or one
- * line with one bare secret (any key id); '#' comments and blank lines. The text read is wiped.
- */
-static int
-keys_read(const char *path, struct node_key *keys, unsigned int *n_keys, char *err, size_t errlen)
-{
-	struct node_key tmp;
-	struct stat st;
-	char buf[16384], *line, *next;
-	unsigned int n = 0, lineno = 0, bare = 0;
-	ssize_t got;
-	size_t used = 0;
-	int fd, rc = 0;
-
-	*n_keys = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		KEYS_ERR("cannot open: %s", strerror(-rc));
-		return rc;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		KEYS_ERR("not a regular file");
-		return -EINVAL;
-	}
-	if ((st.st_mode & 077) != 0) {
-		close(fd);
-		KEYS_ERR("mode 0%03o gives group/others access to the secrets (chmod 600)",
-			 (unsigned int)(st.st_mode & 0777));
-		return -EINVAL;
-	}
-	while ((got = read(fd, buf + used, sizeof(buf) - 1 - used)) > 0)
-		used += (size_t)got;
-	close(fd);
-	if (got < 0 || used == sizeof(buf) - 1) {
-		explicit_bzero(buf, sizeof(buf));
-		KEYS_ERR(got < 0 ? "cannot read it" : "larger than %zu bytes", sizeof(buf) - 2);
-		return got < 0 ? -EIO : -EFBIG;
-	}
-	buf[used] = '\0';
-	for (line = buf; line != NULL && rc == 0; line = next) {
-		char *f1, *f2, *f3, *s2 = NULL;
-
-		next = strchr(line, '\n');
-		if (next != NULL)
-			*next++ = '\0';
-		lineno++;
-		f1 = strtok_r(line, " \t\r", &s2);
-		if (f1 == NULL || f1[0] == '#')
-			continue;
-		f2 = strtok_r(NULL, " \t\r", &s2);
-		f3 = strtok_r(NULL, " \t\r", &s2);
-		memset(&tmp, 0, sizeof(tmp));
-		if (f3 != NULL && f3[0] != '#') {
-			KEYS_ERR("line %u: expected `key_id secret_hex` or one bare secret",
-				 lineno);
-			rc = -EINVAL;
-		} else if (f2 == NULL || f2[0] == '#') { /* a bare secret */
-			bare++;
-			if (unhex(f1, strlen(f1), tmp.secret, &tmp.len) != 0) {
-				KEYS_ERR("line %u: the secret is not an even number of hex digits "
-					 "(at most %d bytes)",
-					 lineno, SECRET_MAX);
-				rc = -EINVAL;
-			}
-		} else if (!key_id_ok(f1)) {
-			KEYS_ERR("line %u: a key id is 1 to %d of A-Z a-z 0-9 _ . -", lineno,
-				 KEY_ID_MAX);
-			rc = -EINVAL;
-		} else if (unhex(f2, strlen(f2), tmp.secret, &tmp.len) != 0) {
-			KEYS_ERR("line %u: the secret of key id %s is not an even number of hex "
-				 "digits "
-				 "(at most %d bytes)",
-				 lineno, f1, SECRET_MAX);
-			rc = -EINVAL;
-		} else {
-			snprintf(tmp.id, sizeof(tmp.id), "%s", f1);
-		}
-		if (rc == 0 && n == KEYS_MAX) {
-			KEYS_ERR("more than %d keys", KEYS_MAX);
-			rc = -ENOSPC;
-		}
-		if (rc == 0 && keys != NULL)
-			keys[n] = tmp;
-		if (rc == 0)
-			n++;
-	}
-	explicit_bzero(&tmp, sizeof(tmp));
-	explicit_bzero(buf, sizeof(buf));
-	if (rc == 0 && bare > 0 && n > 1) {
-		KEYS_ERR("a bare secret must be the file's only line");
-		rc = -EINVAL;
-	}
-	if (rc == 0 && n == 0) {
-		KEYS_ERR("no key in it");
-		rc = -EINVAL;
-	}
-	if (rc != 0) {
-		if (keys != NULL)
-			explicit_bzero(keys, sizeof(*keys) * KEYS_MAX);
-		return rc;
-	}
-	*n_keys = n;
-	return 0;
-}
-
-int
-sp_locator_keys_check(const char *path, char *err, size_t errlen)
-{
-	unsigned int n;
-
-	if (path == NULL || path[0] == '\0')
-		return 0;
-	return keys_read(path, NULL, &n, err, errlen);
-}
-
-static const struct node_key *
-key_for(const struct sp_locator *loc, const char *id)
-{
-	unsigned int i;
-
-	for (i = 0; i < loc->n_keys; i++)
-		if (loc->keys[i].id[0] == '\0' || strcmp(loc->keys[i].id, id) == 0)
-			return &loc->keys[i];
-	return NULL;
-}
-
-/* ---- credentials --------------------------------------------------------------------------- */
-
-int
-sp_locator_node_auth(const uint8_t *secret, size_t secret_len, const char *key_id,
-		     const char *method, const char *path, size_t path_len, int64_t expires,
-		     char *out, size_t outlen)
-{
-	static const char hex[] = "0123456789abcdef";
-	char msg[16 + SP_LOC_PATH_MAX + 32];
-	uint8_t md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
-	int n, m;
-
-	if (secret_len == 0 || secret_len > INT32_MAX || key_id[0] == '\0' || path_len == 0)
-		return -EINVAL;
-	if (path_len > SP_LOC_PATH_MAX)
-		return -ENOSPC;
-	n = snprintf(msg, sizeof(msg), "%s\n%.*s\n%" PRId64, method, (int)path_len, path, expires);
-	if (n < 0 || (size_t)n >= sizeof(msg))
-		return -ENOSPC;
-	if (HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)msg, (size_t)n, md,
-		 &mdlen) == NULL)
-		return -EINVAL;
-	m = snprintf(out, outlen, "%s:%" PRId64 ":", key_id, expires);
-	if (m < 0 || (size_t)m + mdlen * 2 + 1 > outlen)
-		return -ENOSPC;
-	for (i = 0; i < mdlen; i++) {
-		out[m + 2 * i] = hex[md[i] >> 4];
-		out[m + 2 * i + 1] = hex[md[i] & 15];
-	}
-	out[m + 2 * mdlen] = '\0';
-	explicit_bzero(md, sizeof(md));
-	return m + (int)mdlen * 2;
-}
-
-static const char *const method_names[SP_LOC_METHODS] = {"GET", "HEAD", "PUT", "DELETE"};
-
-/* ---- names --------------------------------------------------------------------------------- */
-
 /* Percent-decode s (n bytes) into out; -EINVAL on a bad escape or a NUL byte. */
 static int
 pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t cap, size_t *len)
@@ -627,8 +221,9 @@ parse_name(const char *name, size_t len, bool want_key, struct oname *on)
 	return 0;
 }
 
-static int
-make_oname(const char *bucket, size_t blen, const char *key, size_t klen, struct oname *on)
+int
+sp_locator_make_oname(const char *bucket, size_t blen, const char *key, size_t klen,
+		      struct oname *on)
 {
 	if (blen == 0 || klen == 0 || blen + klen + 2 > SP_LOC_NAME_MAX)
 		return -ENOSPC;
@@ -804,8 +399,8 @@ cached_text(const struct where *w)
 }
 
 /* Milliseconds w may still be used (0: expired). */
-static uint32_t
-remaining_ms(const struct sp_locator *loc, const struct where *w)
+uint32_t
+sp_locator_remaining_ms(const struct sp_locator *loc, const struct where *w)
 {
 	int64_t ttl = loc->cfg->loc_ttl_s * 1000, age = wall_ms() - w->resolved_ms;
 
@@ -979,10 +574,10 @@ on_call_timer(evutil_socket_t fd, short what, void *arg)
  * Start an HTTP call to addr; fn gets its end exactly once (not before this returns 0). manager:
  * counted against max_inflight, timed. 0 or -errno (fn not called).
  */
-static int
-call_start(struct sp_locator *loc, const char *addr, enum evhttp_cmd_type method, const char *uri,
-	   const char *body, const char *auth, bool manager, call_fn fn, void *arg,
-	   struct call **out)
+int
+sp_locator_call_start(struct sp_locator *loc, const char *addr, enum evhttp_cmd_type method,
+		      const char *uri, const char *body, const char *auth, bool manager, call_fn fn,
+		      void *arg, struct call **out)
 {
 	struct timeval tv = {.tv_sec = loc->cfg->loc_timeout_ms / 1000,
 			     .tv_usec = (loc->cfg->loc_timeout_ms % 1000) * 1000};
@@ -1076,6 +671,8 @@ bk_query(const char *path, const struct oname *on)
 
 /* ---- answering ----------------------------------------------------------------------------- */
 
+static const char *const method_names[SP_LOC_METHODS] = {"GET", "HEAD", "PUT", "DELETE"};
+
 static void
 count_outcome(struct sp_locator *loc, const struct where *w)
 {
@@ -1086,9 +683,9 @@ count_outcome(struct sp_locator *loc, const struct where *w)
 }
 
 /* Fill m's answer fields from w (credentials made now, for key nk under key_id). */
-static void
-fill_msg(struct sp_locator *loc, const struct where *w, const char *key_id,
-	 const struct node_key *nk, struct sp_loc_msg *m)
+void
+sp_locator_fill_msg(struct sp_locator *loc, const struct where *w, const char *key_id,
+		    const struct sp_nodeauth_key *nk, struct sp_loc_msg *m)
 {
 	unsigned int i;
 
@@ -1107,12 +704,11 @@ fill_msg(struct sp_locator *loc, const struct where *w, const char *key_id,
 	memcpy(m->path, w->path, w->path_len);
 	m->path_len = w->path_len;
 	m->size = w->size;
-	m->ttl_ms = remaining_ms(loc, w);
+	m->ttl_ms = sp_locator_remaining_ms(loc, w);
 	m->cred_expires = wall_ms() / 1000 + SP_LOCATOR_CRED_AHEAD_S;
 	for (i = 0; i < SP_LOC_METHODS; i++) {
-		int n = sp_locator_node_auth(nk->secret, nk->len, key_id, method_names[i], w->path,
-					     w->path_len, m->cred_expires, m->cred[i],
-					     sizeof(m->cred[i]));
+		int n = sp_nodeauth_cred(nk, key_id, method_names[i], w->path, w->path_len,
+					 m->cred_expires, m->cred[i], sizeof(m->cred[i]));
 
 		if (n < 0) { /* cannot happen with the sizes checked above; never go half-signed */
 			m->status = SP_LOC_FAILED;
@@ -1157,14 +753,14 @@ canonical_name(const struct oname *on, char out[SP_LOC_NAME_MAX], size_t *len)
 /* A found locator to every worker as PREFETCH (fresh messages from the pool). */
 static unsigned int
 broadcast(struct sp_locator *loc, uint16_t slot, const struct sp_services_backend *be,
-	  const struct node_key *nk, const struct oname *on, const struct where *w)
+	  const struct sp_nodeauth_key *nk, const struct oname *on, const struct where *w)
 {
 	struct sp_loc_msg *t = &loc->tmpl;
 	struct sp_dp *dp = loc->dp;
 	unsigned int i, sent = 0;
 	size_t len;
 
-	if (dp == NULL || w->status != SP_LOC_FOUND || remaining_ms(loc, w) == 0)
+	if (dp == NULL || w->status != SP_LOC_FOUND || sp_locator_remaining_ms(loc, w) == 0)
 		return 0;
 	if (canonical_name(on, t->name, &len) != 0)
 		return 0;
@@ -1174,7 +770,7 @@ broadcast(struct sp_locator *loc, uint16_t slot, const struct sp_services_backen
 	t->op = SP_LOC_OP_READ;
 	t->svc_slot = slot;
 	t->svc_epoch = be->epoch;
-	fill_msg(loc, w, be->node_key_id, nk, t);
+	sp_locator_fill_msg(loc, w, be->node_key_id, nk, t);
 	if (t->status != SP_LOC_FOUND)
 		return 0;
 	for (i = 0; i < dp->n_workers; i++) {
@@ -1198,110 +794,6 @@ broadcast(struct sp_locator *loc, uint16_t slot, const struct sp_services_backen
 	return sent;
 }
 
-static const char *
-status_name(uint8_t s)
-{
-	static const char *const names[] = {"found", "not_found", "failed", "bad_name"};
-
-	return s < RTE_DIM(names) ? names[s] : "failed";
-}
-
-static const char *
-reason_name(uint8_t why)
-{
-	return why < EV_MAX && strncmp(event_names[why], "failed_", 7) == 0 ? event_names[why] + 7
-									    : "unknown";
-}
-
-/* The API's view of w added to doc (never a credential). */
-static void
-where_json(const struct sp_locator *loc, const struct where *w, const struct lookup *lk,
-	   json_t *doc)
-{
-	json_t *nodes = json_array(), *names = json_array();
-	char ip[INET_ADDRSTRLEN], buf[40];
-	unsigned int i;
-
-	json_object_set_new(doc, "status", json_string(status_name(w->status)));
-	if (w->status == SP_LOC_FAILED)
-		json_object_set_new(doc, "reason", json_string(reason_name(w->why)));
-	if (lk != NULL) {
-		json_object_set_new(doc, "bucket", json_stringn(ON_BUCKET(&lk->on), lk->on.blen));
-		json_object_set_new(doc, "key", json_stringn(ON_KEY(&lk->on), lk->on.klen));
-		json_object_set_new(doc, "key_id", json_string(lk->be.node_key_id));
-	}
-	if (w->status != SP_LOC_FOUND) {
-		json_decref(nodes);
-		json_decref(names);
-		return;
-	}
-	for (i = 0; i < w->n_nodes; i++) {
-		inet_ntop(AF_INET, &w->node_ip[i], ip, sizeof(ip));
-		snprintf(buf, sizeof(buf), "%s:%u", ip, ntohs(w->node_port[i]));
-		json_array_append_new(nodes, json_string(buf));
-		json_array_append_new(names, json_string(w->node_name[i]));
-	}
-	json_object_set_new(doc, "nodes", nodes);
-	json_object_set_new(doc, "node_names", names);
-	json_object_set_new(doc, "path", json_stringn(w->path, w->path_len));
-	json_object_set_new(doc, "size", json_integer((json_int_t)w->size));
-	json_object_set_new(doc, "ttl_s", json_real((double)remaining_ms(loc, w) / 1000.0));
-	json_object_set_new(doc, "source", json_string(w->from_redis ? "redis" : "manager"));
-	json_object_set_new(doc, "resolved_at", json_real((double)w->resolved_ms / 1000.0));
-	json_object_set_new(doc, "cred_expires",
-			    json_integer(wall_ms() / 1000 + SP_LOCATOR_CRED_AHEAD_S));
-}
-
-static void
-on_verify(void *arg, int code, enum loc_event why, struct evbuffer *body)
-{
-	struct vjob *v = arg;
-
-	RTE_SET_USED(body);
-	if (code == 0 && why == EV_FAILED_STOPPING) {
-		sp_api_send_error(v->req, 503, "shutting_down", NULL, "shortpathd is stopping");
-		json_decref(v->doc);
-	} else {
-		json_t *o = json_pack("{s:s,s:s,s:i}", "node", v->node, "method", "HEAD", "status",
-				      code);
-
-		json_object_set_new(o, "accepted", json_boolean(code != 0 && code != 403));
-		if (code == 0)
-			json_object_set_new(o, "error", json_string(reason_name(why)));
-		json_object_set_new(v->doc, "verify", o);
-		sp_api_send_json(v->req, 200, v->doc);
-	}
-	free(v);
-}
-
-/* ?verify=1: HEAD the path on the first node with the credential; answer when it is done. */
-static bool
-verify_start(struct sp_locator *loc, struct waiter *wt, const struct lookup *lk)
-{
-	struct sp_loc_msg *t = &loc->tmpl;
-	char ip[INET_ADDRSTRLEN];
-	struct vjob *v = calloc(1, sizeof(*v));
-
-	if (v == NULL)
-		return false;
-	fill_msg(loc, &lk->w, lk->be.node_key_id, lk->nk, t);
-	if (t->status != SP_LOC_FOUND) {
-		free(v);
-		return false;
-	}
-	inet_ntop(AF_INET, &lk->w.node_ip[0], ip, sizeof(ip));
-	snprintf(v->node, sizeof(v->node), "%s:%u", ip, ntohs(lk->w.node_port[0]));
-	v->loc = loc;
-	v->req = wt->req;
-	v->doc = wt->doc;
-	if (call_start(loc, v->node, EVHTTP_REQ_HEAD, lk->w.path, NULL, t->cred[SP_LOC_HEAD], false,
-		       on_verify, v, NULL) != 0) {
-		free(v);
-		return false;
-	}
-	return true;
-}
-
 /* Answer one waiter of lk (or of no lookup: lk NULL, w the early outcome). */
 static void
 answer(struct sp_locator *loc, struct waiter *wt, struct lookup *lk, const struct where *w)
@@ -1313,23 +805,13 @@ answer(struct sp_locator *loc, struct waiter *wt, struct lookup *lk, const struc
 			break;
 		}
 		if (lk != NULL)
-			fill_msg(loc, w, lk->be.node_key_id, lk->nk, wt->msg);
+			sp_locator_fill_msg(loc, w, lk->be.node_key_id, lk->nk, wt->msg);
 		else
-			fill_msg(loc, w, "", NULL, wt->msg);
+			sp_locator_fill_msg(loc, w, "", NULL, wt->msg);
 		to_worker(loc, wt->msg);
 		break;
 	case W_API:
-		if (w->status == SP_LOC_FAILED && w->why == EV_FAILED_STOPPING) {
-			sp_api_send_error(wt->req, 503, "shutting_down", NULL,
-					  "shortpathd is stopping");
-			json_decref(wt->doc);
-			break;
-		}
-		where_json(loc, w, lk, wt->doc);
-		if (wt->verify && lk != NULL && w->status == SP_LOC_FOUND &&
-		    verify_start(loc, wt, lk))
-			break; /* answered by on_verify */
-		sp_api_send_json(wt->req, 200, wt->doc);
+		sp_locator_api_answer(loc, wt, lk, w);
 		break;
 	case W_REFRESH: /* lookup_finish broadcasts once for all of them */
 		break;
@@ -1396,7 +878,7 @@ pjob_found(struct pjob *j, const char *key, size_t klen, struct where *w)
 {
 	struct oname on;
 
-	if (make_oname(j->bucket, j->blen, key, klen, &on) != 0)
+	if (sp_locator_make_oname(j->bucket, j->blen, key, klen, &on) != 0)
 		return;
 	w->status = SP_LOC_FOUND;
 	if (!w->from_redis)
@@ -1464,8 +946,8 @@ pjob_batch(struct pjob *j)
 	text = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (text == NULL || prefetch_full(j->loc) ||
-	    call_start(j->loc, j->be.storage_manager, EVHTTP_REQ_POST, "/locate/batch", text, NULL,
-		       true, on_batch, j, &j->call) != 0) {
+	    sp_locator_call_start(j->loc, j->be.storage_manager, EVHTTP_REQ_POST, "/locate/batch",
+				  text, NULL, true, on_batch, j, &j->call) != 0) {
 		count(j->loc, EV_PREFETCH_SKIPPED);
 		free(text);
 		pjob_finish(j, 503, "inflight_full", "too many storage manager calls in flight");
@@ -1490,7 +972,8 @@ on_pkey(void *arg, const redisReply *reply)
 	if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
 		count(j->loc, EV_REDIS_ERRORS);
 	else if (reply->type == REDIS_REPLY_STRING &&
-		 parse_cached(reply->str, reply->len, &w) == 0 && remaining_ms(j->loc, &w) > 0) {
+		 parse_cached(reply->str, reply->len, &w) == 0 &&
+		 sp_locator_remaining_ms(j->loc, &w) > 0) {
 		count(j->loc, EV_REDIS_HITS);
 		w.from_redis = true;
 		pk->hit = true;
@@ -1524,7 +1007,7 @@ pjob_redis(struct pjob *j)
 		pk->job = j;
 		pk->key = json_string_value(json_array_get(j->keys, i));
 		pk->klen = json_string_length(json_array_get(j->keys, i));
-		if (make_oname(j->bucket, j->blen, pk->key, pk->klen, &on) != 0) {
+		if (sp_locator_make_oname(j->bucket, j->blen, pk->key, pk->klen, &on) != 0) {
 			pk->hit = true; /* too long: not asked */
 			continue;
 		}
@@ -1581,7 +1064,7 @@ on_list(void *arg, int code, enum loc_event why, struct evbuffer *body)
 /* A new prefetch job for the service in slot (be, nk checked by the caller). */
 static struct pjob *
 pjob_new(struct sp_locator *loc, uint16_t slot, const struct sp_services_backend *be,
-	 const struct node_key *nk, const char *bucket, size_t blen)
+	 const struct sp_nodeauth_key *nk, const char *bucket, size_t blen)
 {
 	struct pjob *j;
 
@@ -1700,10 +1183,11 @@ list_query(const char *bucket, size_t blen, const char *q, size_t qlen, int64_t 
 	return out;
 }
 
-static void
-listing_start(struct sp_locator *loc, uint16_t slot, const struct sp_services_backend *be,
-	      const struct node_key *nk, const struct oname *on, const char *q, size_t qlen,
-	      int64_t max, struct evhttp_request *req)
+void
+sp_locator_listing_start(struct sp_locator *loc, uint16_t slot,
+			 const struct sp_services_backend *be, const struct sp_nodeauth_key *nk,
+			 const struct oname *on, const char *q, size_t qlen, int64_t max,
+			 struct evhttp_request *req)
 {
 	struct pjob *j = pjob_new(loc, slot, be, nk, ON_BUCKET(on), on->blen);
 
@@ -1717,8 +1201,8 @@ listing_start(struct sp_locator *loc, uint16_t slot, const struct sp_services_ba
 	j->req = req;
 	j->list_query = list_query(ON_BUCKET(on), on->blen, q, qlen, max);
 	if (j->list_query == NULL ||
-	    call_start(loc, be->storage_manager, EVHTTP_REQ_GET, j->list_query, NULL, NULL, true,
-		       on_list, j, &j->call) != 0) {
+	    sp_locator_call_start(loc, be->storage_manager, EVHTTP_REQ_GET, j->list_query, NULL,
+				  NULL, true, on_list, j, &j->call) != 0) {
 		count(loc, EV_PREFETCH_SKIPPED);
 		pjob_finish(j, 503, "unavailable", "cannot reach the storage manager");
 	}
@@ -1804,8 +1288,8 @@ manager_start(struct lookup *lk)
 		return;
 	}
 	uri = bk_query(lk->op == SP_LOC_OP_WRITE ? "/place" : "/locate", &lk->on);
-	if (uri == NULL || call_start(loc, lk->be.storage_manager, EVHTTP_REQ_GET, uri, NULL, NULL,
-				      true, on_locate, lk, &lk->call) != 0)
+	if (uri == NULL || sp_locator_call_start(loc, lk->be.storage_manager, EVHTTP_REQ_GET, uri,
+						 NULL, NULL, true, on_locate, lk, &lk->call) != 0)
 		lookup_fail(lk, loc->stopping ? EV_FAILED_STOPPING : EV_FAILED_CONNECT);
 	free(uri);
 }
@@ -1840,7 +1324,7 @@ on_cached(void *arg, const redisReply *reply)
 		count(loc, EV_REDIS_ERRORS);
 	} else if (reply->type == REDIS_REPLY_STRING &&
 		   parse_cached(reply->str, reply->len, &lk->w) == 0 &&
-		   (left = remaining_ms(loc, &lk->w)) > 0 &&
+		   (left = sp_locator_remaining_ms(loc, &lk->w)) > 0 &&
 		   (!lk->fresh_only || left * 2 > (uint64_t)loc->cfg->loc_ttl_s * 1000)) {
 		count(loc, EV_REDIS_HITS);
 		lk->w.status = SP_LOC_FOUND;
@@ -1881,12 +1365,12 @@ lookup_finish(struct lookup *lk)
 }
 
 /* Control thread: resolve name for wt through the lookups (coalesced), Redis, the manager. */
-static void
-resolve(struct sp_locator *loc, uint16_t slot, uint8_t op, const char *name, size_t name_len,
-	bool fresh_only, struct waiter *wt)
+void
+sp_locator_resolve(struct sp_locator *loc, uint16_t slot, uint8_t op, const char *name,
+		   size_t name_len, bool fresh_only, struct waiter *wt)
 {
 	struct sp_services_backend be;
-	const struct node_key *nk;
+	const struct sp_nodeauth_key *nk;
 	struct lookup *lk;
 	struct oname on;
 	char key[RKEY_MAX];
@@ -1901,7 +1385,7 @@ resolve(struct sp_locator *loc, uint16_t slot, uint8_t op, const char *name, siz
 		answer_early(loc, wt, SP_LOC_FAILED, EV_FAILED_NO_SERVICE);
 		return;
 	}
-	nk = key_for(loc, be.node_key_id);
+	nk = sp_nodeauth_find(loc->keys, be.node_key_id);
 	if (nk == NULL) {
 		answer_early(loc, wt, SP_LOC_FAILED, EV_FAILED_NO_KEY);
 		return;
@@ -1949,7 +1433,7 @@ on_msg(void *arg, struct sp_loc_msg *m)
 	struct sp_locator *loc = arg;
 	struct sp_dp *dp = loc->dp;
 	struct sp_services_backend be;
-	const struct node_key *nk;
+	const struct sp_nodeauth_key *nk;
 	struct waiter *wt;
 	struct oname on;
 	bool refresh;
@@ -1972,7 +1456,7 @@ on_msg(void *arg, struct sp_loc_msg *m)
 			if (m->kind == SP_LOC_RESOLVE) {
 				struct where w = {.status = SP_LOC_FAILED};
 
-				fill_msg(loc, &w, "", NULL, m);
+				sp_locator_fill_msg(loc, &w, "", NULL, m);
 				to_worker(loc, m);
 			} else {
 				rte_mempool_put(dp->loc_pool, m);
@@ -1982,8 +1466,8 @@ on_msg(void *arg, struct sp_loc_msg *m)
 		wt->kind = m->kind == SP_LOC_RESOLVE ? W_WORKER : W_REFRESH;
 		wt->msg = m->kind == SP_LOC_RESOLVE ? m : NULL;
 		refresh = m->kind == SP_LOC_REFRESH; /* a RESOLVE may be the worker's again below */
-		resolve(loc, m->svc_slot, m->op, m->name, RTE_MIN(m->name_len, SP_LOC_NAME_MAX),
-			refresh, wt);
+		sp_locator_resolve(loc, m->svc_slot, m->op, m->name,
+				   RTE_MIN(m->name_len, SP_LOC_NAME_MAX), refresh, wt);
 		if (refresh)
 			rte_mempool_put(dp->loc_pool, m); /* resolve copied the name */
 		return;
@@ -1992,10 +1476,10 @@ on_msg(void *arg, struct sp_loc_msg *m)
 		if (loc->cfg->loc_prefetch_listing > 0 &&
 		    parse_name(m->name, RTE_MIN(m->name_len, SP_LOC_NAME_MAX), false, &on) == 0 &&
 		    sp_services_backend(loc->ctl->services, m->svc_slot, &be) == 0 &&
-		    (nk = key_for(loc, be.node_key_id)) != NULL)
-			listing_start(loc, m->svc_slot, &be, nk, &on, m->query,
-				      RTE_MIN(m->query_len, SP_LOC_NAME_MAX),
-				      loc->cfg->loc_prefetch_listing, NULL);
+		    (nk = sp_nodeauth_find(loc->keys, be.node_key_id)) != NULL)
+			sp_locator_listing_start(loc, m->svc_slot, &be, nk, &on, m->query,
+						 RTE_MIN(m->query_len, SP_LOC_NAME_MAX),
+						 loc->cfg->loc_prefetch_listing, NULL);
 		else
 			count(loc, EV_PREFETCH_SKIPPED);
 		rte_mempool_put(dp->loc_pool, m);
@@ -2005,421 +1489,6 @@ on_msg(void *arg, struct sp_loc_msg *m)
 		rte_mempool_put(dp->loc_pool, m);
 		return;
 	}
-}
-
-/* ---- API ----------------------------------------------------------------------------------- */
-
-static int
-slot_of(struct sp_locator *loc, const char *service, struct sp_services_backend *be)
-{
-	unsigned int i;
-
-	for (i = 0; i < SP_SVC_MAX; i++)
-		if (sp_services_backend(loc->ctl->services, (uint16_t)i, be) == 0 &&
-		    strcmp(be->name, service) == 0)
-			return (int)i;
-	return -ENOENT;
-}
-
-static bool
-service_name_ok(const char *n)
-{
-	size_t i, len = strlen(n);
-
-	if (len == 0 || len > 32)
-		return false;
-	for (i = 0; i < len; i++)
-		if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') ||
-		      (i > 0 && (n[i] == '-' || n[i] == '_'))))
-			return false;
-	return true;
-}
-
-/* GET /v1/locators/SERVICE?key=/bucket/key[&op=read|write][&verify=1] */
-static void
-api_resolve(struct sp_locator *loc, struct evhttp_request *req, const char *service, int slot)
-{
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
-	const char *name = NULL, *op_s = "read";
-	struct evkeyvalq q;
-	struct evkeyval *kv;
-	struct waiter *wt;
-	bool verify = false;
-	uint8_t op;
-
-	TAILQ_INIT(&q);
-	if (qs != NULL && evhttp_parse_query_str(qs, &q) != 0) {
-		sp_api_send_error(req, 400, "invalid", "query",
-				  "the query string cannot be parsed");
-		return;
-	}
-	TAILQ_FOREACH (kv, &q, next) {
-		if (strcmp(kv->key, "key") == 0) {
-			name = kv->value;
-		} else if (strcmp(kv->key, "op") == 0) {
-			op_s = kv->value;
-		} else if (strcmp(kv->key, "verify") == 0) {
-			if (strcmp(kv->value, "1") != 0 && strcmp(kv->value, "true") != 0 &&
-			    strcmp(kv->value, "0") != 0 && strcmp(kv->value, "false") != 0) {
-				sp_api_send_error(req, 400, "invalid", "verify",
-						  "verify must be 1, true, 0 or false");
-				goto out;
-			}
-			verify = kv->value[0] == '1' || kv->value[0] == 't';
-		} else {
-			sp_api_send_error(req, 400, "invalid", kv->key,
-					  "unknown parameter %.40s (key, op, verify)", kv->key);
-			goto out;
-		}
-	}
-	if (name == NULL || name[0] == '\0') {
-		sp_api_send_error(req, 400, "invalid", "key",
-				  "key=/bucket/key is required (the object's path as a client "
-				  "sends it, URL-encoded once more in this query)");
-		goto out;
-	}
-	if (strcmp(op_s, "read") != 0 && strcmp(op_s, "write") != 0) {
-		sp_api_send_error(req, 400, "invalid", "op", "op must be read or write");
-		goto out;
-	}
-	op = op_s[0] == 'w' ? SP_LOC_OP_WRITE : SP_LOC_OP_READ;
-	wt = calloc(1, sizeof(*wt));
-	if (wt == NULL) {
-		sp_api_send_error(req, 503, "no_memory", NULL, "out of memory");
-		goto out;
-	}
-	wt->kind = W_API;
-	wt->req = req;
-	wt->verify = verify;
-	wt->doc = json_pack("{s:s,s:s,s:s}", "service", service, "name", name, "op", op_s);
-	count(loc, EV_REQ_API);
-	resolve(loc, (uint16_t)slot, op, name, strlen(name), false, wt);
-out:
-	evhttp_clear_headers(&q);
-}
-
-static void
-drop_free(struct dropjob *d)
-{
-	LIST_REMOVE(d, next);
-	free(d);
-}
-
-/* Answered: freed when no callback holds it any more. */
-static void
-drop_done(struct dropjob *d)
-{
-	d->finished = true;
-	if (d->pending == 0)
-		drop_free(d);
-}
-
-static int drop_scan(struct dropjob *d, const char *cursor);
-
-static void
-drop_answer(struct dropjob *d)
-{
-	sp_api_send_json(
-		d->req, 200,
-		json_pack("{s:s,s:I}", "service", d->service, "deleted", (json_int_t)d->deleted));
-	drop_done(d);
-}
-
-static void
-on_unlinked(void *arg, const redisReply *reply)
-{
-	struct dropjob *d = arg;
-
-	d->pending--;
-	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
-		d->deleted += reply->integer;
-	if (d->pending > 0)
-		return;
-	if (d->finished)
-		drop_free(d);
-	else if (d->scanned)
-		drop_answer(d); /* the last SCAN's UNLINKs are all answered */
-}
-
-static void
-on_scan(void *arg, const redisReply *reply)
-{
-	struct dropjob *d = arg;
-	const redisReply *keys;
-	size_t i;
-
-	d->pending--;
-	if (d->finished) {
-		drop_done(d);
-		return;
-	}
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-	    reply->element[0]->type != REDIS_REPLY_STRING ||
-	    reply->element[1]->type != REDIS_REPLY_ARRAY) {
-		sp_api_send_error(d->req, 503, "redis_unavailable", NULL,
-				  "Redis did not answer: %lld locators were dropped", d->deleted);
-		drop_done(d);
-		return;
-	}
-	keys = reply->element[1];
-	for (i = 0; i < keys->elements; i++)
-		if (keys->element[i]->type == REDIS_REPLY_STRING &&
-		    sp_redis_command(d->loc->ctl->redis, on_unlinked, d, "UNLINK %b",
-				     keys->element[i]->str, keys->element[i]->len) == 0)
-			d->pending++;
-	if (strcmp(reply->element[0]->str, "0") == 0) {
-		d->scanned = true;
-		if (d->pending == 0)
-			drop_answer(d);
-		return;
-	}
-	if (drop_scan(d, reply->element[0]->str) != 0) {
-		sp_api_send_error(d->req, 503, "redis_unavailable", NULL,
-				  "Redis went away: %lld locators were dropped", d->deleted);
-		drop_done(d);
-	}
-}
-
-static int
-drop_scan(struct dropjob *d, const char *cursor)
-{
-	char pattern[96];
-
-	int rc;
-
-	snprintf(pattern, sizeof(pattern), "sp:loc:{%s}:*", d->service);
-	rc = sp_redis_command(d->loc->ctl->redis, on_scan, d, "SCAN %s MATCH %s COUNT 1000", cursor,
-			      pattern);
-	if (rc == 0)
-		d->pending++;
-	return rc;
-}
-
-/* DELETE /v1/locators/SERVICE: drop its locators from Redis (not from the workers). */
-static void
-api_drop(struct sp_locator *loc, struct evhttp_request *req, const char *service)
-{
-	struct dropjob *d = calloc(1, sizeof(*d));
-
-	if (d == NULL) {
-		sp_api_send_error(req, 503, "no_memory", NULL, "out of memory");
-		return;
-	}
-	d->loc = loc;
-	d->req = req;
-	snprintf(d->service, sizeof(d->service), "%s", service);
-	LIST_INSERT_HEAD(&loc->drops, d, next);
-	if (drop_scan(d, "0") != 0) {
-		sp_api_send_error(req, 503, "redis_unavailable", NULL,
-				  "Redis is unavailable: nothing was dropped");
-		drop_done(d);
-	}
-}
-
-/* POST /v1/locators/SERVICE/prefetch {"bucket": B, "prefix": P}: prefetch a listing's keys. */
-static void
-api_prefetch(struct sp_locator *loc, struct evhttp_request *req, int slot,
-	     const struct sp_services_backend *be)
-{
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	json_t *body =
-		json_loadb((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in), 0, NULL);
-	const char *bucket = json_string_value(json_object_get(body, "bucket"));
-	const json_t *prefix = json_object_get(body, "prefix"), *v;
-	const struct node_key *nk = key_for(loc, be->node_key_id);
-	struct oname on;
-	char *q = NULL, *enc;
-	const char *k;
-
-	json_object_foreach(body, k, v)
-	{
-		if (strcmp(k, "bucket") != 0 && strcmp(k, "prefix") != 0) {
-			sp_api_send_error(req, 400, "invalid", k, "unknown field (bucket, prefix)");
-			goto out;
-		}
-	}
-	if (!json_is_object(body) || bucket == NULL ||
-	    make_oname(bucket, strlen(bucket), "-", 1, &on) != 0 || strchr(bucket, '/') != NULL) {
-		sp_api_send_error(req, 400, "invalid", "bucket",
-				  "body must be {\"bucket\": NAME, \"prefix\": TEXT (optional)}");
-		goto out;
-	}
-	if (prefix != NULL && !json_is_string(prefix)) {
-		sp_api_send_error(req, 400, "invalid", "prefix", "prefix must be a string");
-		goto out;
-	}
-	if (nk == NULL) {
-		sp_api_send_error(req, 409, "no_key", NULL,
-				  "no node key for key id %s ([keys] node_keys)", be->node_key_id);
-		goto out;
-	}
-	if (loc->cfg->loc_prefetch_listing == 0) {
-		sp_api_send_error(req, 409, "disabled", NULL,
-				  "[locators] prefetch_listing = 0: listings are not prefetched");
-		goto out;
-	}
-	enc = prefix ? evhttp_uriencode(json_string_value(prefix), json_string_length(prefix), 0)
-		     : NULL;
-	if (asprintf(&q, "prefix=%s", enc ? enc : "") < 0)
-		q = NULL;
-	free(enc);
-	listing_start(loc, (uint16_t)slot, be, nk, &on, q ? q : "", q ? strlen(q) : 0,
-		      loc->cfg->loc_prefetch_listing, req);
-	free(q);
-out:
-	json_decref(body);
-}
-
-static void
-api_counters(struct sp_locator *loc, struct evhttp_request *req)
-{
-	sp_api_send_json(req, 200, sp_locator_stats_json(loc));
-}
-
-void
-sp_locator_http(struct sp_locator *loc, struct evhttp_request *req, const char *path)
-{
-	enum evhttp_cmd_type m = evhttp_request_get_command(req);
-	struct sp_services_backend be;
-	char service[40];
-	const char *rest, *slash;
-	bool prefetch;
-	int slot;
-
-	if (strcmp(path, "/v1/locators") == 0) {
-		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-					  "GET, HEAD");
-			sp_api_send_error(req, 405, "method_not_allowed", NULL,
-					  "/v1/locators takes GET (the counters)");
-			return;
-		}
-		api_counters(loc, req);
-		return;
-	}
-	rest = path + strlen("/v1/locators/");
-	slash = strchr(rest, '/');
-	prefetch = slash != NULL && strcmp(slash, "/prefetch") == 0;
-	if ((slash != NULL && !prefetch) ||
-	    (size_t)((slash ? slash : rest + strlen(rest)) - rest) >= sizeof(service)) {
-		sp_api_send_error(req, 404, "not_found", NULL, "no such endpoint: %.120s", path);
-		return;
-	}
-	snprintf(service, sizeof(service), "%.*s",
-		 (int)((slash ? slash : rest + strlen(rest)) - rest), rest);
-	if (!service_name_ok(service)) {
-		sp_api_send_error(req, 400, "invalid", "name",
-				  "service name \"%.40s\" must be 1 to 32 of a-z 0-9 - _, starting "
-				  "with a letter or digit",
-				  service);
-		return;
-	}
-	if (prefetch ? m != EVHTTP_REQ_POST
-		     : (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_DELETE)) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-				  prefetch ? "POST" : "GET, HEAD, DELETE");
-		sp_api_send_error(req, 405, "method_not_allowed", NULL,
-				  prefetch ? "/v1/locators/SERVICE/prefetch takes POST"
-					   : "/v1/locators/SERVICE takes GET or DELETE");
-		return;
-	}
-	slot = slot_of(loc, service, &be);
-	if (slot < 0) {
-		sp_api_send_error(req, 404, "not_found", NULL, "no service named %s", service);
-		return;
-	}
-	if (loc->stopping) {
-		sp_api_send_error(req, 503, "shutting_down", NULL, "shortpathd is stopping");
-		return;
-	}
-	if (prefetch)
-		api_prefetch(loc, req, slot, &be);
-	else if (m == EVHTTP_REQ_DELETE)
-		api_drop(loc, req, service);
-	else
-		api_resolve(loc, req, service, slot);
-}
-
-/* ---- observability ------------------------------------------------------------------------- */
-
-json_t *
-sp_locator_stats_json(struct sp_locator *loc)
-{
-	json_t *o = json_object(), *ev = json_object();
-	unsigned int i;
-
-	for (i = 0; i < EV_MAX; i++)
-		json_object_set_new(
-			ev, event_names[i],
-			json_integer((json_int_t)__atomic_load_n(&loc->ev[i], __ATOMIC_RELAXED)));
-	json_object_set_new(o, "events", ev);
-	json_object_set_new(
-		o, "manager_latency_us",
-		json_pack("{s:I,s:I,s:I}", "sum",
-			  (json_int_t)__atomic_load_n(&loc->lat_sum_us, __ATOMIC_RELAXED), "count",
-			  (json_int_t)__atomic_load_n(&loc->lat_count, __ATOMIC_RELAXED), "max",
-			  (json_int_t)__atomic_load_n(&loc->lat_max_us, __ATOMIC_RELAXED)));
-	json_object_set_new(o, "inflight", json_integer(loc->inflight));
-	json_object_set_new(o, "lookups", json_integer(loc->lookups));
-	json_object_set_new(o, "prefetch_jobs", json_integer(loc->pjobs_n));
-	json_object_set_new(o, "node_keys", json_integer(loc->n_keys));
-	return o;
-}
-
-int
-sp_locator_telemetry(struct sp_locator *loc, struct rte_tel_data *d)
-{
-	unsigned int i;
-
-	rte_tel_data_start_dict(d);
-	for (i = 0; i < EV_MAX; i++)
-		rte_tel_data_add_dict_u64(d, event_names[i],
-					  __atomic_load_n(&loc->ev[i], __ATOMIC_RELAXED));
-	rte_tel_data_add_dict_u64(d, "manager_latency_us_sum",
-				  __atomic_load_n(&loc->lat_sum_us, __ATOMIC_RELAXED));
-	rte_tel_data_add_dict_u64(d, "manager_latency_us_count",
-				  __atomic_load_n(&loc->lat_count, __ATOMIC_RELAXED));
-	rte_tel_data_add_dict_u64(d, "manager_latency_us_max",
-				  __atomic_load_n(&loc->lat_max_us, __ATOMIC_RELAXED));
-	rte_tel_data_add_dict_u64(d, "inflight", __atomic_load_n(&loc->inflight, __ATOMIC_RELAXED));
-	rte_tel_data_add_dict_u64(d, "lookups", __atomic_load_n(&loc->lookups, __ATOMIC_RELAXED));
-	rte_tel_data_add_dict_u64(d, "prefetch_jobs",
-				  __atomic_load_n(&loc->pjobs_n, __ATOMIC_RELAXED));
-	rte_tel_data_add_dict_u64(d, "node_keys", loc->n_keys);
-	return 0;
-}
-
-void
-sp_locator_metrics(struct sp_locator *loc, struct evbuffer *b)
-{
-	unsigned int i;
-
-	evbuffer_add_printf(b, "# HELP sp_locator_events_total Locator resolver events, by event\n"
-			       "# TYPE sp_locator_events_total counter\n");
-	for (i = 0; i < EV_MAX; i++)
-		evbuffer_add_printf(b, "sp_locator_events_total{event=\"%s\"} %" PRIu64 "\n",
-				    event_names[i], loc->ev[i]);
-	evbuffer_add_printf(
-		b,
-		"# HELP sp_locator_manager_seconds_total Time spent waiting for storage "
-		"manager answers\n"
-		"# TYPE sp_locator_manager_seconds_total counter\n"
-		"sp_locator_manager_seconds_total %.6f\n"
-		"# HELP sp_locator_manager_answers_total Storage manager answers timed\n"
-		"# TYPE sp_locator_manager_answers_total counter\n"
-		"sp_locator_manager_answers_total %" PRIu64 "\n"
-		"# HELP sp_locator_manager_seconds_max Slowest storage manager answer\n"
-		"# TYPE sp_locator_manager_seconds_max gauge\n"
-		"sp_locator_manager_seconds_max %.6f\n"
-		"# HELP sp_locator_inflight Storage manager calls in flight\n"
-		"# TYPE sp_locator_inflight gauge\n"
-		"sp_locator_inflight %u\n"
-		"# HELP sp_locator_node_keys Node keys loaded\n"
-		"# TYPE sp_locator_node_keys gauge\n"
-		"sp_locator_node_keys %u\n",
-		(double)loc->lat_sum_us / 1e6, loc->lat_count, (double)loc->lat_max_us / 1e6,
-		loc->inflight, loc->n_keys);
 }
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
@@ -2447,12 +1516,13 @@ sp_locator_create(struct sp_ctl *ctl, char *err, size_t errlen, struct sp_locato
 	LIST_INIT(&loc->pjobs);
 	LIST_INIT(&loc->drops);
 	if (ctl->cfg->node_keys[0] != '\0') {
-		rc = keys_read(ctl->cfg->node_keys, loc->keys, &loc->n_keys, err, errlen);
+		rc = sp_nodeauth_load(ctl->cfg->node_keys, &loc->keys, err, errlen);
 		if (rc != 0) {
 			free(loc);
 			return rc;
 		}
-		SP_LOG(INFO, "locators: %u node key(s) from %s", loc->n_keys, ctl->cfg->node_keys);
+		SP_LOG(INFO, "locators: %u node key(s) from %s", sp_nodeauth_count(loc->keys),
+		       ctl->cfg->node_keys);
 	} else {
 		SP_LOG(INFO,
 		       "locators: no [keys] node_keys: nothing can go direct to storage nodes");
@@ -2471,7 +1541,6 @@ sp_locator_stop(struct sp_locator *loc)
 	struct lookup *lk;
 	struct pjob *j;
 	struct call *c;
-	struct dropjob *d;
 	unsigned int i;
 
 	if (loc == NULL || loc->stopping)
@@ -2495,13 +1564,7 @@ sp_locator_stop(struct sp_locator *loc)
 		j->req = NULL;
 		j->finished = true; /* the Redis callbacks free it */
 	}
-	LIST_FOREACH(d, &loc->drops, next)
-	{
-		if (!d->finished)
-			sp_api_send_error(d->req, 503, "shutting_down", NULL,
-					  "shortpathd is stopping");
-		d->finished = true; /* the Redis callbacks free it */
-	}
+	sp_locator_api_stop(loc);
 	loc->dp = NULL;
 }
 
@@ -2510,7 +1573,6 @@ sp_locator_destroy(struct sp_locator *loc)
 {
 	struct peer *p;
 	struct pjob *j;
-	struct dropjob *d;
 	unsigned int i;
 
 	if (loc == NULL)
@@ -2523,8 +1585,7 @@ sp_locator_destroy(struct sp_locator *loc)
 	/* the Redis client is gone: every callback has run, what is left was never sent */
 	while ((j = LIST_FIRST(&loc->pjobs)) != NULL)
 		pjob_free(j);
-	while ((d = LIST_FIRST(&loc->drops)) != NULL)
-		drop_free(d);
+	sp_locator_api_destroy(loc);
 	while ((p = LIST_FIRST(&loc->peers)) != NULL) {
 		LIST_REMOVE(p, next);
 		for (i = 0; i < PEER_CONNS; i++)
@@ -2532,7 +1593,7 @@ sp_locator_destroy(struct sp_locator *loc)
 				evhttp_connection_free(p->conn[i]);
 		free(p);
 	}
-	explicit_bzero(loc->keys, sizeof(loc->keys));
+	sp_nodeauth_free(loc->keys); /* wipes the secrets */
 	explicit_bzero(&loc->tmpl, sizeof(loc->tmpl));
 	free(loc);
 }

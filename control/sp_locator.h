@@ -1,5 +1,4 @@
-/* Locator resolver of the control thread: where objects of enhanced services live
- * (docs/locators.md). */
+/* Locator resolver of the control thread: its life cycle, API and counters (docs/locators.md). */
 #ifndef SP_LOCATOR_H
 #define SP_LOCATOR_H
 
@@ -45,21 +44,5 @@ void sp_locator_metrics(struct sp_locator *loc, struct evbuffer *b);
 
 /* Control thread: the counters as a JSON object (new reference), for /v1/stats. */
 json_t *sp_locator_stats_json(struct sp_locator *loc);
-
-/*
- * The X-SP-Node-Auth value for method on path (the request path exactly as sent, no query):
- * "key_id:expires:hex(HMAC-SHA256(secret, METHOD \n PATH \n expires))" into out, NUL-terminated.
- * Returns its length, or -EINVAL / -ENOSPC.
- */
-int sp_locator_node_auth(const uint8_t *secret, size_t secret_len, const char *key_id,
-			 const char *method, const char *path, size_t path_len, int64_t expires,
-			 char *out, size_t outlen);
-
-/*
- * Check a node keys file as sp_locator_create reads it (mode 0600 or stricter, `key_id hex`
- * lines or one bare hex secret), without keeping the secrets: for --check. 0 or -errno with the
- * reason in err ("config: [keys] node_keys: PATH: ...").
- */
-int sp_locator_keys_check(const char *path, char *err, size_t errlen);
 
 #endif /* SP_LOCATOR_H */

@@ -14,6 +14,7 @@
 #include "sp_ctl.h"
 #include "sp_dp.h"
 #include "sp_log.h"
+#include "sp_nodeauth.h"
 
 #ifndef SP_VERSION
 #define SP_VERSION "dev"
@@ -126,7 +127,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: shortpathd [-c FILE] [--check] [--reference] [--version]\n"
 		   "  -c, --config FILE  configuration file (default " SP_DEFAULT_CONFIG ")\n"
-		   "      --check        validate the configuration and exit (0 = valid)\n"
+		   "      --check        validate the config and node keys file, exit (0 = valid)\n"
 		   "      --reference    print every configuration key (markdown) and exit\n"
 		   "      --version      print the version and exit\n");
 }
@@ -190,6 +191,8 @@ main(int argc, char **argv)
 	rc = sp_config_load(path, &cfg, err, sizeof(err));
 	if (rc == 0)
 		rc = build_eal_args(&cfg, &eal, err, sizeof(err));
+	if (rc == 0 && check) /* as start-up reads it (sp_locator_create), keeping nothing */
+		rc = sp_nodeauth_check(cfg.node_keys, err, sizeof(err));
 	if (rc != 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;

@@ -30,7 +30,8 @@ import redis as redislib
 from botocore.config import Config
 
 import pcaps
-from sphelpers import ROOT, Daemon, Redis, base_config, free_tcp_port, telemetry, wait_for
+from sphelpers import (ROOT, Daemon, Redis, base_config, free_tcp_port, run_check, telemetry,
+                       wait_for)
 from test_telemetry_api import parse_prometheus
 
 SERVICE_DIR = os.path.join(ROOT, "tools", "lab", "service")
@@ -655,6 +656,62 @@ def test_bad_node_keys_refuse_start(lab, case, text, mode, why, leak):
 def test_missing_node_keys_refuse_start(lab):
     rc, log = start_refused(lab, None, path="/nonexistent/node.keys")
     assert rc == 1 and "config: [keys] node_keys: /nonexistent/node.keys: cannot open" in log, log
+
+
+CHECK_SECRET = "5ec7e75ec7e75ec7e75ec7e75ec7e75e"
+
+
+def check_keys(keys_text, mode=0o600, path=None):
+    """shortpathd --check on a locators config whose node_keys file is keys_text with mode (or
+    path as given): (exit code, stdout + stderr, the keys file's path)."""
+    d = tempfile.mkdtemp(prefix="sptest-lockeys-check-")
+    try:
+        keys = path if path is not None else write_keys(d, keys_text, mode)
+        cfg = sp_config(f"spt-lockeys-check-{os.getpid()}"[:31], free_tcp_port(),
+                        "unix:/nonexistent/redis.sock", d, keys)
+        rc, out = run_check(cfg)
+        return rc, out, keys
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("text", [f"# nodes\nnodemgr {CHECK_SECRET}\nfrontend 00ff\n",
+                                  f"{CHECK_SECRET}\n"])
+def test_check_accepts_node_keys(text):
+    rc, out, _ = check_keys(text)
+    assert rc == 0 and ": OK (" in out, out
+    assert CHECK_SECRET not in out
+
+
+@pytest.mark.parametrize("case, text, mode, why", [
+    ("mode-0644", f"nodemgr {CHECK_SECRET}\n", 0o644,
+     r"mode 0644 gives group/others access to the secrets \(chmod 600\)$"),
+    ("mode-0640", f"nodemgr {CHECK_SECRET}\n", 0o640, r"mode 0640 .*chmod 600"),
+    ("mode-0604", f"{CHECK_SECRET}\n", 0o604, r"mode 0604 .*chmod 600"),
+    ("odd-hex", "nodemgr abc\n", 0o600, r"line 1: the secret of key id nodemgr is not an even"),
+    ("not-hex", f"a {CHECK_SECRET}\nnodemgr zz99\n", 0o600, r"line 2: .*hex"),
+    ("bare-not-hex", "zz99\n", 0o600, r"line 1: the secret is not an even number of hex"),
+    ("three-fields", f"nodemgr {CHECK_SECRET} 1b\n", 0o600, r"line 1: expected"),
+    ("bare-and-more", f"{CHECK_SECRET}\nnodemgr 00\n", 0o600, r"bare secret must be the file's"),
+    ("empty", "# nothing\n\n", 0o600, r"no key in it$"),
+    ("bad-key-id", f"node:mgr {CHECK_SECRET}\n", 0o600, r"line 1: a key id"),
+])
+def test_check_refuses_bad_node_keys(case, text, mode, why):
+    """--check reads the node keys file as start-up does: exit 1, one line naming [keys] node_keys,
+    nothing of the file's contents."""
+    rc, out, keys = check_keys(text, mode)
+    assert rc == 1, out
+    line = out.strip()
+    assert "\n" not in line and line.startswith(f"config: [keys] node_keys: {keys}: "), out
+    assert re.search(why, line), line
+    assert CHECK_SECRET not in out and "zz99" not in out
+
+
+def test_check_refuses_missing_node_keys():
+    rc, out, _ = check_keys(None, path="/nonexistent/node.keys")
+    assert rc == 1, out
+    assert out.strip() == ("config: [keys] node_keys: /nonexistent/node.keys: cannot open: "
+                           "No such file or directory"), out
 
 
 # --- failures of the storage manager --------------------------------------------------------------
