@@ -174,13 +174,14 @@ tel_services_locked(const char *cmd, const char *params, struct rte_tel_data *d)
 	return sp_services_telemetry(tel_ctl->services, d);
 }
 
-/* Live flows of the TCP endpoint, every worker's, up to a count (parameter, default 32). */
+/* Live flows of the TCP endpoint, every worker's, up to a count (parameter, default 32): one
+ * dict, "live" and "shown" beside the flows by id ("w<worker>_<flow>"; telemetry in DPDK 22.11
+ * nests containers one level deep only). */
 static int
 tel_flows_locked(const char *cmd, const char *params, struct rte_tel_data *d)
 {
 	const struct sp_dp *dp = tel_ctl->dp;
 	unsigned int max = 32, i, shown = 0;
-	struct rte_tel_data *arr;
 	uint64_t live = 0;
 	int n;
 
@@ -193,23 +194,20 @@ tel_flows_locked(const char *cmd, const char *params, struct rte_tel_data *d)
 			return -EINVAL;
 		max = (unsigned int)v;
 	}
-	arr = rte_tel_data_alloc();
-	if (arr == NULL)
-		return -ENOMEM;
-	rte_tel_data_start_array(arr, RTE_TEL_CONTAINER);
-	for (i = 0; i < dp->n_workers; i++) {
+	rte_tel_data_start_dict(d);
+	for (i = 0; i < dp->n_workers; i++)
 		live += __atomic_load_n(&dp->workers[i]->stats.flows, __ATOMIC_RELAXED);
-		n = sp_tcp_flows_dump(dp->workers[i], arr, max - shown);
+	rte_tel_data_add_dict_u64(d, "live", live);
+	for (i = 0; i < dp->n_workers && shown < max; i++) {
+		n = sp_tcp_flows_dump(dp->workers[i], d, max - shown);
 		if (n > 0)
 			shown += (unsigned int)n;
 	}
-	rte_tel_data_start_dict(d);
-	rte_tel_data_add_dict_u64(d, "live", live);
 	rte_tel_data_add_dict_u64(d, "shown", shown);
-	rte_tel_data_add_dict_container(d, "flows", arr, 0);
 	return 0;
 }
 
+/* The locator resolver's counters (sp_locator_api.c). */
 static int
 tel_locators_locked(const char *cmd, const char *params, struct rte_tel_data *d)
 {

@@ -446,7 +446,8 @@ sp_tcp_flows_dump(const struct sp_worker *w, struct rte_tel_data *d, unsigned in
 		rte_tel_data_add_dict_u64(o, "bytes_from_backend", f->bytes_be);
 		rte_tel_data_add_dict_u64(o, "age_ms", (now - f->created_tsc) * 1000 / tw->hz);
 		rte_tel_data_add_dict_u64(o, "idle_ms", (now - f->last_tsc) * 1000 / tw->hz);
-		if (rte_tel_data_add_array_container(d, o, 0) != 0) {
+		snprintf(a, sizeof(a), "w%u_%u", w->index, i); /* 22.11: [A-Za-z0-9_/] */
+		if (rte_tel_data_add_dict_container(d, a, o, 0) != 0) {
 			rte_tel_data_free(o);
 			break;
 		}

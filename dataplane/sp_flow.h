@@ -45,10 +45,11 @@ struct sp_flow {
 	uint8_t tries;	/* SYNs sent to the current target */
 	uint8_t retx;	/* retransmissions of the current data */
 	uint8_t fin_vm : 1, fin_be : 1, be_key : 1, ws : 1, refresh_sent : 1, vm_fin_acked : 1;
-	uint8_t vm_ws;	/* the VM's window scale (if ws) */
-	uint8_t be_ws;	/* the backend's (if ws and it answered with one) */
-	uint8_t method; /* enum sp_loc_method, or 0xff */
-	uint16_t mss;	/* the cookie's MSS: what the VM takes */
+	uint8_t be_noscale : 1; /* the VM scales its windows, the backend did not agree to */
+	uint8_t vm_ws;		/* the VM's window scale (if ws) */
+	uint8_t be_ws;		/* the backend's (if ws and it answered with one) */
+	uint8_t method;		/* enum sp_loc_method, or 0xff */
+	uint16_t mss;		/* the cookie's MSS: what the VM takes */
 	uint16_t be_mss;
 	uint16_t port_idx;	    /* the VM's port */
 	uint16_t slot;		    /* the service */
@@ -66,6 +67,7 @@ struct sp_flow {
 	uint32_t delta_s;   /* backend seq + delta_s = VM-side seq */
 	uint32_t be_end;    /* backend seq after the held bytes (+ FIN) */
 	uint32_t be_una;    /* backend seq: held bytes acknowledged up to here */
+	uint32_t be_sent;   /* backend seq after the last held byte sent */
 	uint32_t be_wnd;    /* the backend's window (bytes) */
 	uint32_t vm_ack_be; /* the VM's latest ACK, in backend space (for our retransmissions) */
 	uint32_t vm_nxt;    /* after the VM's highest byte seen in the splice (VM space) */

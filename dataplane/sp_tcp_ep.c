@@ -87,6 +87,20 @@ seg_copy(struct rte_mbuf *m, const struct seg *s, uint32_t off, uint32_t len, ch
 		memcpy(dst, src, len);
 }
 
+/* The TCP checksum of a segment shortpath terminates (the NIC's verdict, else computed). */
+static inline bool
+seg_csum_ok(const struct rte_mbuf *m, const struct seg *s)
+{
+	uint64_t fl = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+
+	if (fl == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+		return true;
+	if (fl == RTE_MBUF_F_RX_L4_CKSUM_BAD)
+		return false;
+	return rte_ipv4_udptcp_cksum_mbuf_verify(
+		       m, s->ip, (uint16_t)((uint8_t *)s->tcp - (uint8_t *)s->eth)) == 0;
+}
+
 static inline struct sp_tcp_worker *
 tcpw(struct sp_worker *w)
 {
@@ -131,8 +145,13 @@ rst_be(struct sp_worker *w, const struct sp_flow *f)
 {
 	uint32_t nxt = seq_lt(f->rcv_nxt, f->vm_nxt) ? f->vm_nxt : f->rcv_nxt;
 
-	sp_flow_send(w, f, false, f->state == SP_FLOW_CONNECTING ? f->vm_isn + 1 : nxt + f->delta_c,
-		     f->vm_ack_be, F_RST | F_ACK, 0, NULL, 0, NULL, 0, NULL, 0);
+	uint32_t seq = nxt + f->delta_c;
+
+	if (f->state == SP_FLOW_CONNECTING)
+		seq = f->vm_isn + 1;
+	else if (f->buf != NULL) /* held bytes outstanding: what the backend acknowledged */
+		seq = f->be_una;
+	sp_flow_send(w, f, false, seq, f->vm_ack_be, F_RST | F_ACK, 0, NULL, 0, NULL, 0, NULL, 0);
 	SP_TCP_CNT(tcpw(w), RST_SENT);
 }
 
@@ -182,7 +201,7 @@ syn_in(struct sp_worker *w, const struct seg *s, struct rte_mbuf *m, uint16_t po
 		return;
 	}
 	syn.mss = o.has_mss ? o.mss : 0;
-	syn.wscale = o.has_wscale ? o.wscale : SP_SYNCOOKIE_NO_WSCALE;
+	syn.wscale = o.has_wscale ? RTE_MIN(o.wscale, 14) : SP_SYNCOOKIE_NO_WSCALE; /* RFC 7323 */
 	syn.sack_ok = false; /* not offered back: the splice does not translate SACK blocks */
 	tuple_of(s, &t);
 	cookie = sp_syncookie_make(&tw->keys, &t, s->seq, sp_syncookie_count(now_s(tw, now)), &syn,
@@ -559,9 +578,9 @@ parse_held(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 		b->head_len = (uint32_t)rc;
 		decide(w, f, now);
 	} else if (rc < 0) {
-		SP_TCP_CNT(tw, HTTP_ERROR);
 		bind_vip(w, f, SP_TCP_EV_HTTP_ERROR, now);
-	} else if (b->len >= tw->buf_size || b->len >= tw->lim.max_head) {
+	} else if (hold_window(tw, f) == 0 || b->len >= tw->lim.max_head) {
+		/* no whole head in what fits (a zero window would wait for the header timeout) */
 		bind_vip(w, f, SP_TCP_EV_HEAD_TOO_LARGE, now);
 	} else if (f->fin_vm) {
 		bind_vip(w, f, SP_TCP_EV_VIP_EARLY_CLOSE, now);
@@ -586,7 +605,18 @@ send_syn(struct sp_worker *w, struct sp_flow *f)
 		opt[n++] = 3;
 		opt[n++] = f->vm_ws;
 	}
-	sp_flow_send(w, f, false, f->vm_isn, 0, F_SYN, f->vm_win, opt, n, NULL, 0, NULL, 0);
+	/* a SYN's window is never scaled */
+	sp_flow_send(w, f, false, f->vm_isn, 0, F_SYN,
+		     (uint16_t)RTE_MIN((uint32_t)f->vm_win << f->vm_ws, 65535u), opt, n, NULL, 0,
+		     NULL, 0);
+}
+
+/* The window field of what shortpath sends the backend for the VM. */
+static inline uint16_t
+win_to_be(const struct sp_flow *f)
+{
+	return f->be_noscale ? (uint16_t)RTE_MIN((uint32_t)f->vm_win << f->vm_ws, 65535u)
+			     : f->vm_win;
 }
 
 static void
@@ -627,10 +657,12 @@ stream_piece(struct sp_tcp_worker *tw, struct sp_fbuf *b, uint32_t off, uint32_t
 	*l2 = len - *l1;
 }
 
-/* Send held bytes from backend seq from (up to the window); FIN after the last if the VM sent
- * one. */
+/*
+ * Send held bytes from backend seq from, within the backend's window (probe: at least one
+ * segment, for a retransmission or a zero window); FIN after the last if the VM sent one.
+ */
 static void
-send_held(struct sp_worker *w, struct sp_flow *f, uint32_t from)
+send_held(struct sp_worker *w, struct sp_flow *f, uint32_t from, bool probe)
 {
 	struct sp_tcp_worker *tw = tcpw(w);
 	struct sp_fbuf *b = f->buf;
@@ -644,21 +676,27 @@ send_held(struct sp_worker *w, struct sp_flow *f, uint32_t from)
 	total = b->hdr_len + (b->len - b->head_len);
 	mss = RTE_MIN(f->be_mss ? f->be_mss : 536u, (uint32_t)tw->mss_clamp);
 	off = from - base;
-	lim = RTE_MIN(total, off + RTE_MAX(f->be_wnd, mss));
+	lim = RTE_MIN(total, (f->be_una - base) + f->be_wnd);
+	if (probe && lim <= off)
+		lim = RTE_MIN(total, off + mss);
+	if (total == 0 && f->fin_vm) {
+		sp_flow_send(w, f, false, base, f->vm_ack_be, F_ACK | F_FIN, win_to_be(f), NULL, 0,
+			     NULL, 0, NULL, 0);
+		return;
+	}
 	while (off < lim) {
 		seg = RTE_MIN(mss, lim - off);
 		stream_piece(tw, b, off, seg, &p1, &l1, &p2, &l2);
 		flags = F_ACK | (off + seg == total ? F_PSH : 0);
 		if (off + seg == total && f->fin_vm)
 			flags |= F_FIN;
-		if (sp_flow_send(w, f, false, base + off, f->vm_ack_be, flags, f->vm_win, NULL, 0,
-				 p1, l1, p2, l2) != 0)
-			return;
+		if (sp_flow_send(w, f, false, base + off, f->vm_ack_be, flags, win_to_be(f), NULL,
+				 0, p1, l1, p2, l2) != 0)
+			break;
 		off += seg;
 	}
-	if (total == 0 && f->fin_vm)
-		sp_flow_send(w, f, false, base, f->vm_ack_be, F_ACK | F_FIN, f->vm_win, NULL, 0,
-			     NULL, 0, NULL, 0);
+	if (seq_lt(f->be_sent, base + off))
+		f->be_sent = base + off;
 }
 
 /* The S3 error a VM gets when neither the storage nodes nor the service could be reached. */
@@ -732,10 +770,11 @@ established(struct sp_worker *w, struct sp_flow *f, const struct seg *s, uint64_
 	if (f->be_mss < tw->mss_clamp)
 		SP_TCP_CNT(tw, MSS_MISMATCH);
 	f->be_ws = f->ws && o.has_wscale ? RTE_MIN(o.wscale, 14) : 0;
+	f->be_noscale = f->ws && !o.has_wscale;
 	f->be_wnd = (uint32_t)s->win; /* a SYN-ACK's window is never scaled */
 	f->delta_s = f->our_isn - f->be_isn;
 	f->vm_ack_be = f->be_isn + 1;
-	f->be_una = f->vm_isn + 1;
+	f->be_una = f->be_sent = f->vm_isn + 1;
 	f->be_end = f->vm_isn + 1 + f->buf->hdr_len + (f->buf->len - f->buf->head_len) +
 		    (f->fin_vm ? 1 : 0);
 	f->state = SP_FLOW_SPLICE;
@@ -743,9 +782,9 @@ established(struct sp_worker *w, struct sp_flow *f, const struct seg *s, uint64_
 	f->be_nxt = f->our_isn + 1;
 	f->retx = 0;
 	/* the ACK of the handshake, then the held bytes */
-	sp_flow_send(w, f, false, f->vm_isn + 1, f->vm_ack_be, F_ACK, f->vm_win, NULL, 0, NULL, 0,
-		     NULL, 0);
-	send_held(w, f, f->vm_isn + 1);
+	sp_flow_send(w, f, false, f->vm_isn + 1, f->vm_ack_be, F_ACK, win_to_be(f), NULL, 0, NULL,
+		     0, NULL, 0);
+	send_held(w, f, f->vm_isn + 1, false);
 	f->timer_tsc = f->be_una != f->be_end ? now + tw->rto_tsc : 0;
 	if (f->be_una == f->be_end) {
 		rte_mempool_put(tw->bufs, f->buf);
@@ -803,6 +842,12 @@ splice_from_vm(struct sp_worker *w, struct sp_flow *f, struct rte_mbuf *m, struc
 	CSUM32(t, t->sent_seq, rte_cpu_to_be_32(s->seq + f->delta_c));
 	if (s->flags & F_ACK)
 		CSUM32(t, t->recv_ack, rte_cpu_to_be_32(s->ack - f->delta_s));
+	if (unlikely(f->be_noscale && !(s->flags & F_RST))) {
+		uint16_t wv = rte_cpu_to_be_16(win_to_be(f));
+
+		t->cksum = sp_csum_update16(t->cksum, t->rx_win, wv);
+		t->rx_win = wv;
+	}
 	SP_TCP_CNT(tw, SPLICED_VM);
 	if (s->flags & F_RST) {
 		SP_TCP_CNT(tw, VM_RST);
@@ -822,6 +867,7 @@ splice_from_be(struct sp_worker *w, struct sp_flow *f, struct rte_mbuf *m, struc
 	struct rte_tcp_hdr *t = s->tcp;
 	uint32_t ack_vm, win, v;
 
+	f->be_wnd = (uint32_t)s->win << f->be_ws;
 	if ((s->flags & F_ACK) && f->buf != NULL && seq_lt(f->be_una, s->ack)) {
 		f->be_una = seq_lt(f->be_end, s->ack) ? f->be_end : s->ack;
 		f->retx = 0;
@@ -832,16 +878,16 @@ splice_from_be(struct sp_worker *w, struct sp_flow *f, struct rte_mbuf *m, struc
 			f->timer_tsc = 0;
 		} else {
 			f->timer_tsc = now + tw->rto_tsc;
+			send_held(w, f, f->be_sent, false); /* what the window now lets out */
 		}
 	}
 	if (s->flags & F_SYN) { /* the SYN-ACK again: our ACK was lost */
-		sp_flow_send(w, f, false, f->vm_isn + 1, f->vm_ack_be, F_ACK, f->vm_win, NULL, 0,
+		sp_flow_send(w, f, false, f->vm_isn + 1, f->vm_ack_be, F_ACK, win_to_be(f), NULL, 0,
 			     NULL, 0, NULL, 0);
 		rte_pktmbuf_free(m);
 		return;
 	}
 	f->bytes_be += s->plen;
-	f->be_wnd = (uint32_t)s->win << f->be_ws;
 	if (s->flags & F_FIN)
 		f->fin_be = 1;
 	/* acks of bytes shortpath held map to what it already acknowledged to the VM */
@@ -890,9 +936,16 @@ sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info
 	f = tw->live && (slot >= 0 || sp_flow_vip_maybe(tw, k.dst_ip, k.dport))
 		    ? sp_flow_lookup(tw, &k)
 		    : NULL;
+	if (f == NULL && slot < 0)
+		return false;
+	if ((f == NULL || f->state < SP_FLOW_SPLICE || f->state == SP_FLOW_REPLY) &&
+	    unlikely(!seg_csum_ok(m, &s))) {
+		/* what shortpath takes and acknowledges must be what the VM sent */
+		SP_TCP_CNT(tw, BAD_CHECKSUM);
+		rte_pktmbuf_free(m);
+		return true;
+	}
 	if (f == NULL) {
-		if (slot < 0)
-			return false;
 		if ((s.flags & (F_SYN | F_ACK | F_RST | F_FIN)) == F_SYN) {
 			/* no room for the flow the ACK would make: the service takes it as it is */
 			if (unlikely(tw->free_top == 0)) {
@@ -1008,7 +1061,10 @@ sp_tcp_from_uplink(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_
 	f->last_tsc = now;
 	switch (f->state) {
 	case SP_FLOW_CONNECTING:
-		if ((s.flags & (F_SYN | F_ACK)) == (F_SYN | F_ACK) && s.ack == f->vm_isn + 1) {
+		if (unlikely(!seg_csum_ok(m, &s))) {
+			SP_TCP_CNT(tw, BAD_CHECKSUM);
+		} else if ((s.flags & (F_SYN | F_ACK)) == (F_SYN | F_ACK) &&
+			   s.ack == f->vm_isn + 1) {
 			established(w, f, &s, now);
 		} else if ((s.flags & F_RST) && (s.flags & F_ACK) && s.ack == f->vm_isn + 1) {
 			SP_TCP_CNT(tw, BE_REFUSED);
@@ -1095,7 +1151,7 @@ flow_timer(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 		if (f->buf != NULL && f->retx < MAX_RETX) {
 			f->retx++;
 			SP_TCP_CNT(tw, RETRANSMIT);
-			send_held(w, f, f->be_una);
+			send_held(w, f, f->be_una, true);
 			f->timer_tsc = now + (tw->rto_tsc << f->retx);
 			return;
 		}

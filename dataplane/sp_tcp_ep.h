@@ -20,6 +20,7 @@ struct rte_tel_data;
 	X(SYN_RX, "syn_rx")			/* SYNs to a direct service */                     \
 	X(SYNACK_TX, "synack_tx")		/* cookies sent */                                 \
 	X(BAD_SEGMENT, "bad_segment")		/* bad flags/offsets/options: dropped */           \
+	X(BAD_CHECKSUM, "bad_checksum")		/* a segment shortpath would take: dropped */      \
 	X(COOKIE_OK, "cookie_ok")		/* a valid cookie: flow created */                 \
 	X(COOKIE_STALE, "cookie_stale")		/* too old: forwarded unchanged */                 \
 	X(COOKIE_FORGED, "cookie_forged")	/* not ours: forwarded unchanged */                \
@@ -124,7 +125,8 @@ bool sp_tcp_active(const struct sp_worker *w);
 const char *sp_tcp_event_name(unsigned int i);
 const char *sp_flow_state_name(unsigned int i);
 
-/* Telemetry: up to max live flows of worker w as dicts in d (an array). Racy snapshot. */
+/* Telemetry: up to max live flows of worker w as dicts in d (a dict, keys "w<worker>_<flow>").
+ * A racy snapshot. */
 int sp_tcp_flows_dump(const struct sp_worker *w, struct rte_tel_data *d, unsigned int max);
 
 #endif /* SP_TCP_EP_H */

@@ -438,12 +438,14 @@ defaults_for(const char *pattern, void *base)
 void
 sp_conf_defaults(struct sp_conf *cfg)
 {
-	static const char *const sections[] = {"eal", "lcores", "redis", "api", "dataplane", "log"};
-	size_t i;
+	const struct sp_conf_key *k;
+	char err[SP_CONF_ERR_LEN];
 
+	/* every key of every section but the per-port ones (sp_conf_set fills a new port) */
 	memset(cfg, 0, sizeof(*cfg));
-	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
-		defaults_for(sections[i], cfg);
+	for (k = sp_conf_keys; k->section != NULL; k++)
+		if (strchr(k->section, '*') == NULL && k->def != NULL)
+			(void)conf_store(k, cfg, k->section, k->def, err, sizeof(err));
 }
 
 static struct sp_conf_port *
