@@ -1,9 +1,13 @@
-"""The lab object service on loopback (tools/lab/service) with boto3, awscli, s3cmd and curl."""
+"""The lab object service on loopback (tools/lab/service) with boto3, awscli, s3cmd and curl; storage nodes answering the node manager's direct requests as the service does."""
+import base64
+import collections
 import concurrent.futures
 import datetime
+import email.utils
 import glob
 import hashlib
 import http.client
+import io
 import json
 import os
 import random
@@ -67,7 +71,7 @@ def svcctl(*args):
 
 def service_up(base, *extra):
     for _ in range(3):  # a port may be taken between choosing and binding it: take another block
-        r = svcctl("up", "--base", str(base), "--port-base", str(free_port_block(9)), *extra)
+        r = svcctl("up", "--base", str(base), "--port-base", str(free_port_block(12)), *extra)
         if r.returncode == 0:
             with open(os.path.join(base, "env.json")) as f:
                 return json.load(f)
@@ -555,6 +559,410 @@ def test_access_logs_show_the_path(svc):
     assert '"GET /objects/log-path/traced HTTP/1.1" status=200 bytes_out=8' in n
 
 
+# ---- the node manager's direct requests to storage nodes --------------------------------------
+# shortpath sends a VM's S3 request straight to a storage node: the request line's target becomes
+# svccommon.object_path(bucket, key), X-SP-Node-Auth (key id nodemgr) and `Connection: close` are
+# added, everything else is the client's. The answer must be the service's (HAProxy -> front end)
+# for the same request: status, header names (case too) and values in the same order, body.
+VARYING = ("date", "x-amz-request-id", "x-amz-id-2")  # values differ from answer to answer
+HOP_BY_HOP = ("connection", "keep-alive")  # shortpath asks the node for Connection: close
+
+
+class Answer(types.SimpleNamespace):
+    """status, headers [(name, value)] as sent, body, continued (a 100 Continue came first)."""
+
+    def header(self, name):
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    def shape(self):
+        """What must be equal between the service's answer and a node's."""
+        headers = [(k, "*" if k.lower() in VARYING else v) for k, v in self.headers
+                   if k.lower() not in HOP_BY_HOP]
+        return self.status, headers, re.sub(rb"<RequestId>\w+</RequestId>", b"<RequestId/>",
+                                            self.body)
+
+
+def read_head(f):
+    status = int(f.readline().split()[1])
+    headers = []
+    while (line := f.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers.append((name, value.strip()))
+    return status, headers
+
+
+def read_answer(f, method, status, headers, continued):
+    length = next((int(v) for k, v in headers if k.lower() == "content-length"), None)
+    if method == "HEAD" or status in (204, 304):
+        body = b""
+    else:
+        body = f.read() if length is None else f.read(length)
+    return Answer(status=status, headers=headers, body=body, continued=continued)
+
+
+def exchange(addr, method, target, headers, body=b"", expect=False):
+    """One request on its own connection (the client asks to close it), the answer as sent; with
+    expect, the body goes only after a 100 Continue (as awscli and boto3 do)."""
+    headers = headers + [("Expect", "100-continue")] if expect else headers
+    head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+    with socket.create_connection(addr, timeout=60) as s, s.makefile("rb") as f:
+        s.sendall((head + "\r\n").encode("latin-1"))
+        continued = False
+        if expect:
+            status, hdrs = read_head(f)
+            if status != 100:  # answered before the body: the client does not send it
+                return read_answer(f, method, status, hdrs, False)
+            continued = True
+        s.sendall(body)
+        while (head := read_head(f))[0] == 100:
+            continued = True
+        return read_answer(f, method, *head, continued)
+
+
+class Direct:
+    """The same signed S3 request sent the ordinary way (HAProxy) and the node manager's way."""
+
+    def __init__(self, svc):
+        self.svc = svc
+        u = urllib.parse.urlsplit(svc.endpoint)
+        self.lb, self.host = (u.hostname, u.port), u.netloc
+        with open(svc.env["SVC_NODE_KEYS"]) as f:
+            self.keys = dict(ln.split() for ln in f)
+        self.nodes = dict(n.split("=", 1) for n in svc.env["SVC_NODES"].split(","))
+
+    def node_of(self, bucket, key, i=0):
+        """(name, base URL) of the object's i-th replica (as placed), any node for no bucket."""
+        status, place = self.svc.manager("GET", "/place?" + urllib.parse.urlencode(
+            {"bucket": bucket, "key": key}))
+        if status == 404:
+            return next(iter(self.nodes.items()))
+        return place["node_names"][i], place["nodes"][i]
+
+    def client_headers(self, method, bucket, key, headers=(), body=b"", payload_hash=None):
+        """What an S3 client sends: botocore's SigV4 over the request, Host, Content-Length."""
+        class Signer(botocore.auth.S3SigV4Auth):
+            def payload(self, request):
+                return payload_hash or super().payload(request)
+
+        path = f"/{bucket}/" + urllib.parse.quote(key, safe="/~")
+        req = AWSRequest(method=method, url=self.svc.endpoint + path, data=body,
+                         headers=dict(headers))
+        Signer(Credentials(self.svc.ak, self.svc.sk), "s3", "us-east-1").add_auth(req)
+        out = [("Host", self.host), ("User-Agent", "Boto3/1.26 direct-test")]
+        out += [(k, v) for k, v in req.headers.items()]
+        if body or method == "PUT":
+            out.append(("Content-Length", str(len(body))))
+        return path, out
+
+    def via_lb(self, method, bucket, key, headers=(), body=b"", expect=False, **kw):
+        path, hdrs = self.client_headers(method, bucket, key, headers, body, **kw)
+        return exchange(self.lb, method, path, hdrs + [("Connection", "close")], body, expect)
+
+    def via_node(self, method, bucket, key, headers=(), body=b"", expect=False, node=None,
+                 key_id="nodemgr", **kw):
+        """As shortpath sends it: the target rewritten, its credential and Connection: close."""
+        _, hdrs = self.client_headers(method, bucket, key, headers, body, **kw)
+        base = self.nodes[node] if node else self.node_of(bucket, key)[1]
+        u = urllib.parse.urlsplit(base)
+        target = svccommon.object_path(bucket, key)
+        hdrs += [(svccommon.NODE_AUTH_HEADER,
+                  svccommon.node_auth(key_id, self.keys[key_id], method, target)),
+                 ("Connection", "close")]
+        return exchange((u.hostname, u.port), method, target, hdrs, body, expect)
+
+    def same(self, method, bucket, key, headers=(), body=b"", expect=False, **kw):
+        """The service's answer and the node's for one request: equal but for request ids and
+        dates; the node's request id as the service's are. Returns the node's answer."""
+        lb = self.via_lb(method, bucket, key, headers, body, expect, **kw)
+        node = self.via_node(method, bucket, key, headers, body, expect, **kw)
+        what = f"{method} {bucket}/{key} {dict(headers)}"
+        assert node.shape() == lb.shape(), f"{what}\nservice: {lb.shape()}\nnode:    {node.shape()}"
+        assert node.continued == lb.continued, what
+        check_request_id(node)
+        return node
+
+
+def check_request_id(a):
+    rid = a.header("x-amz-request-id")
+    assert re.fullmatch(r"[0-9A-F]{16}", rid or ""), a.headers
+    assert a.header("x-amz-id-2") == base64.b64encode(rid.encode()).decode()
+    if a.body.startswith(b"<?xml"):
+        assert f"<RequestId>{rid}</RequestId>".encode() in a.body
+
+
+def logged(svc, log, pattern):
+    """The line of an access log matching pattern (logs are written after the answer)."""
+    return sp.wait_for(lambda: re.search(pattern, svc.log(log), re.M), 5,
+                       what=f"{pattern} in {log}")[0]
+
+
+@pytest.fixture(scope="module")
+def direct(svc):
+    return Direct(svc)
+
+
+def test_direct_get_and_head_answer_as_the_service(svc, direct):
+    s3 = svc.boto()
+    b = "direct-get"
+    s3.create_bucket(Bucket=b)
+    data = random.Random(11).randbytes(3000)
+    key = "dir/obj name+1.bin"
+    s3.put_object(Bucket=b, Key=key, Body=data, ContentType="application/x-test",
+                  Metadata={"foo": "bar", "color": "blue"})
+    s3.put_object(Bucket=b, Key="empty", Body=b"")
+    etag = md5_etag(data)
+    lm = s3.head_object(Bucket=b, Key=key)["LastModified"].timestamp()
+    before, at, future = (email.utils.formatdate(t, usegmt=True) for t in (lm - 1, lm, lm + 86400))
+    cases = [
+        {}, {"Range": "bytes=0-9"}, {"Range": "bytes=2990-"}, {"Range": "bytes=-100"},
+        {"Range": "bytes=10-999999"}, {"Range": "bytes=3000-"}, {"Range": "bytes=-0"},
+        {"Range": "bytes=9-2"}, {"Range": "bytes=0-1,5-6"}, {"Range": "items=0-1"},
+        {"Range": "bytes=-"}, {"Range": "bytes=1-99999999999999999999"},
+        {"If-None-Match": etag}, {"If-None-Match": '"0000", W/' + etag}, {"If-None-Match": "*"},
+        {"If-None-Match": '"0000"'}, {"If-Match": etag}, {"If-Match": etag.strip('"')},
+        {"If-Match": '"0000"'}, {"If-Modified-Since": at}, {"If-Modified-Since": before},
+        {"If-Modified-Since": future}, {"If-Unmodified-Since": before},
+        {"If-Unmodified-Since": at}, {"If-Unmodified-Since": "not a date"},
+        {"If-Match": etag, "If-Unmodified-Since": before},                # If-Match wins
+        {"If-None-Match": '"0000"', "If-Modified-Since": future},         # If-None-Match wins
+        {"If-Match": '"0000"', "Range": "bytes=5000-"},                   # 412 before 416
+        {"If-None-Match": etag, "Range": "bytes=0-1"},
+        {"Range": "bytes=0-1", "If-Range": '"0000"'},                     # If-Range: ignored
+        {"If-Modified-Since": "Sunday, 06-Nov-94 08:49:37 GMT"},         # RFC 850
+        {"If-Unmodified-Since": "Sun Nov  6 08:49:37 1994"},              # asctime
+        {"If-Unmodified-Since": "Sun, 06 Nov 1994 08:49:37 +0100"},
+    ]
+    ways = collections.Counter()
+    for method in ("GET", "HEAD"):
+        for headers in cases:
+            a = direct.same(method, b, key, headers)
+            if method == "GET" and a.status in (200, 206):
+                rng = a.header("Content-Range")
+                first, last = (int(x) for x in rng.split()[1].split("/")[0].split("-")) \
+                    if rng else (0, len(data) - 1)
+                assert a.body == data[first:last + 1]
+            ways[a.status] += 1
+    assert set(ways) == {200, 206, 304, 412, 416}
+    for method in ("GET", "HEAD"):
+        for headers in ({}, {"Range": "bytes=0-"}, {"Range": "bytes=-1"}):
+            direct.same(method, b, "empty", headers)
+        direct.same(method, b, "no/such key", {})                           # NoSuchKey
+        direct.same(method, "no-such-bucket", key, {})                      # NoSuchBucket
+
+    # served by nginx from the file (and its sidecar), or by njs, or by the node agent: the node's
+    # access log says which; the service's logs never saw the node's request ids
+    a = direct.via_node("GET", b, key)
+    rid, node = a.header("x-amz-request-id"), direct.node_of(b, key)[0]
+    line = logged(svc, f"{node}.access.log", rf"^.* req={rid} .*$")
+    assert "key_id=nodemgr auth=ok" in line and "status=200 bytes_out=3000 " in line, line
+    assert line.endswith(" direct=file"), line
+    for log in ("fe", "lb.access.log", "manager.log"):
+        assert rid not in svc.log(log)
+    assert " direct=njs" in svc.log(f"{node}.access.log")
+    assert not re.search(r"^.* key_id=nodemgr auth=ok .* direct=-$",
+                         svc.log(f"{node}.access.log"), re.M)
+
+
+def test_direct_get_without_sidecar_asks_the_agent(svc, direct):
+    """An object written before sidecars existed (here: its sidecar removed) or not on this node:
+    the node agent answers, as the front ends would (from a replica), and logs it."""
+    s3 = svc.boto()
+    b = "direct-nosidecar"
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="k", Body=b"no sidecar here", Metadata={"m": "1"})
+    name, _ = direct.node_of(b, "k")
+    os.remove(os.path.join(svc.base, name, "data", "meta", b, "k"))
+    etag = md5_etag(b"no sidecar here")
+    for method in ("GET", "HEAD"):
+        for headers in ({}, {"Range": "bytes=3-"}, {"Range": "bytes=99-"}, {"If-Match": '"0000"'},
+                        {"If-None-Match": etag}, {"If-Match": etag.strip('"')}):
+            direct.same(method, b, "k", headers)
+    a = direct.via_node("GET", b, "k")
+    rid = a.header("x-amz-request-id")
+    assert a.body == b"no sidecar here"
+    logged(svc, f"{name}.access.log", rf"req={rid} .* direct=agent$")
+    logged(svc, f"{name}.agent.log",
+           rf"agent={name} req={rid} .* op=GetObject method=GET path=/{b}/k status=200 ")
+    other = next(n for n in direct.nodes if n not in svc.manager(
+        "GET", f"/locate?bucket={b}&key=k")[1]["node_names"])  # the node without a replica
+    a = direct.via_node("GET", b, "k", node=other)
+    assert (a.status, a.body) == (200, b"no sidecar here")
+
+
+def test_direct_put_and_delete(svc, direct):
+    s3 = svc.boto()
+    b = "direct-put"
+    s3.create_bucket(Bucket=b)
+    data = random.Random(5).randbytes(200_000)
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+    meta = {"x-amz-meta-foo": "bar", "Content-Type": "text/x-direct"}
+
+    def put_both(key, headers, body=data, **kw):
+        """The same PUT the ordinary way, then directly (the node's version is the one kept)."""
+        lb = direct.via_lb("PUT", b, key, headers, body, expect=True, **kw)
+        node = direct.via_node("PUT", b, key, headers, body, expect=True, **kw)
+        assert node.shape() == lb.shape(), f"{key}\n{lb.shape()}\n{node.shape()}"
+        check_request_id(node)
+        if node.status == 200:  # the storage manager has the node's version
+            logged(svc, "manager.log", rf"req={node.header('x-amz-request-id')} .* op=commit ")
+        return node
+
+    a = put_both("put/plain", meta)
+    assert a.continued and (a.status, a.header("ETag")) == (200, md5_etag(data))
+    assert a.header("Content-Length") == "0" and a.header("Server") == "nginx"
+    assert put_both("put/md5", {"Content-MD5": md5}).status == 200
+    assert s3_code(put_both("put/bad-md5", {"Content-MD5": "1B2M2Y8AsgTpgAmY7PhCfg=="}).body) \
+        == "BadDigest"
+    other = hashlib.sha256(b"another body").hexdigest()
+    a = put_both("put/bad-sha", {}, payload_hash=other)
+    assert (a.status, s3_code(a.body)) == (400, "XAmzContentSHA256Mismatch")
+    assert put_both("put/unsigned", {}, payload_hash="UNSIGNED-PAYLOAD").status == 200
+    assert put_both("put/empty", {}, body=b"").status == 200
+    # answered before the body by the front end, after it by the node (nginx answers the
+    # 100-continue itself): the same answer, but only the node's came after a 100 Continue;
+    # a body over 1 MiB too (the node agent reads it all, nginx sends it all)
+    big = data * 11
+    for key, headers, code in (("put/invalid-md5", {"Content-MD5": "nope"}, "InvalidDigest"),
+                               ("k" * 300, {}, "KeyTooLongError")):
+        lb = direct.via_lb("PUT", b, key, headers, big, expect=True)
+        node = direct.via_node("PUT", b, key, headers, big, expect=True)
+        assert node.shape() == lb.shape() and s3_code(node.body) == code, (lb, node)
+    lb = direct.via_lb("PUT", "no-such-bucket", "k", {}, data)
+    node = direct.via_node("PUT", "no-such-bucket", "k", {}, data)
+    assert node.shape() == lb.shape() and s3_code(node.body) == "NoSuchBucket"
+
+    # what the node stored is what the service serves: body, ETag, metadata, listing
+    g = s3.get_object(Bucket=b, Key="put/plain")
+    assert (g["Body"].read(), g["ETag"], g["ContentType"], g["Metadata"]) == \
+        (data, md5_etag(data), "text/x-direct", {"foo": "bar"})
+    only = direct.via_node("PUT", b, "put/only-node", {"x-amz-meta-who": "node"}, b"node data",
+                           expect=True)
+    g = s3.get_object(Bucket=b, Key="put/only-node")
+    assert (g["Body"].read(), g["ETag"], g["ContentType"], g["Metadata"]) == \
+        (b"node data", only.header("ETag"), "binary/octet-stream", {"who": "node"})
+    keys = [c["Key"] for c in s3.list_objects_v2(Bucket=b, Prefix="put/")["Contents"]]
+    assert {"put/plain", "put/md5", "put/only-node"} <= set(keys) and "put/bad-md5" not in keys
+    assert client_error(lambda: s3.head_object(Bucket=b, Key="put/bad-sha")) == ("404", 404)
+    for key in ("put/plain", "put/empty"):
+        direct.same("GET", b, key)
+    # on every replica: the file, its sidecar; the log: the node, its agent, the replica writes
+    loc = svc.manager("GET", f"/locate?bucket={b}&key=put/plain")[1]
+    for name in loc["node_names"]:
+        with open(os.path.join(svc.base, name, "data", "objects", b, "put%2Fplain"), "rb") as f:
+            assert f.read() == data
+        with open(os.path.join(svc.base, name, "data", "meta", b, "put%2Fplain")) as f:
+            assert json.load(f)["etag"] == md5_etag(data)
+    a = direct.via_node("PUT", b, "put/logged", {}, b"logged", expect=True)
+    rid = a.header("x-amz-request-id")
+    name = direct.node_of(b, "put/logged")[0]
+    logged(svc, f"{name}.access.log", rf'key_id=nodemgr auth=ok req={rid} "PUT /objects/{b}/'
+           r'put%252Flogged HTTP/1.1" status=200 .* direct=agent$')
+    logged(svc, f"{name}.agent.log", rf"agent={name} req={rid} .* op=PutObject method=PUT "
+           rf"path=/{b}/put/logged status=200 bytes_in=6 ")
+    replicas = svc.manager("GET", f"/locate?bucket={b}&key=put/logged")[1]["node_names"]
+    for n in replicas:
+        assert re.search(rf'key_id=nodeagent auth=ok req={rid} "PUT /objects/{b}/put%252Flogged',
+                         svc.log(f"{n}.access.log"))
+    assert f"req={rid} " in svc.log("manager.log")
+    assert rid not in svc.log("fe") + svc.log("lb.access.log")
+
+    # a front end's object read directly; a node's deleted directly, then gone for the service
+    s3.put_object(Bucket=b, Key="fe/obj", Body=b"via the front end", Metadata={"a": "1"})
+    direct.same("GET", b, "fe/obj")
+    direct.same("HEAD", b, "fe/obj", {"Range": "bytes=4-"})
+    lb = direct.via_lb("DELETE", b, "put/unsigned")
+    node = direct.via_node("DELETE", b, "put/md5")
+    assert node.shape() == lb.shape() and node.status == 204
+    assert direct.via_node("DELETE", b, "put/md5").status == 204  # missing: 204 too
+    assert client_error(lambda: s3.get_object(Bucket=b, Key="put/md5")) == ("NoSuchKey", 404)
+    for name in loc["node_names"]:
+        for d in ("objects", "meta"):
+            assert not os.path.exists(os.path.join(svc.base, name, "data", d, b, "put%2Fmd5"))
+    direct.same("GET", b, "put/md5")
+    node = direct.via_node("DELETE", "no-such-bucket", "k")
+    assert (node.status, s3_code(node.body)) == (404, "NoSuchBucket")
+
+    # 20 MiB: stored and served directly, byte for byte, by both ways
+    big = os.urandom(20 * MiB)
+    t0 = time.monotonic()
+    a = direct.via_node("PUT", b, "big", {}, big, expect=True, payload_hash="UNSIGNED-PAYLOAD")
+    t1 = time.monotonic()
+    assert (a.status, a.header("ETag"), a.continued) == (200, md5_etag(big), True)
+    g = direct.via_node("GET", b, "big")
+    t2 = time.monotonic()
+    assert g.status == 200 and g.body == big and g.header("Content-Length") == str(20 * MiB)
+    assert direct.via_lb("GET", b, "big").body == big
+    print(f"20 MiB direct: put {t1 - t0:.2f} s, get {t2 - t1:.2f} s")
+
+
+def test_direct_boto3_client(svc, direct):
+    """boto3 itself, its requests sent where shortpath would send them (a before-send hook does
+    shortpath's part): PutObject waits for 100 Continue, then Get, Head, Delete."""
+    s3 = svc.boto()
+    b = "direct-boto3"
+    s3.create_bucket(Bucket=b)
+    sent = []
+
+    def to_node(request, **_):
+        bucket, _, key = urllib.parse.unquote(urllib.parse.urlsplit(request.url).path) \
+            .lstrip("/").partition("/")
+        target = svccommon.object_path(bucket, key)
+        request.url = direct.node_of(bucket, key)[1] + target
+        request.headers[svccommon.NODE_AUTH_HEADER] = svccommon.node_auth(
+            "nodemgr", direct.keys["nodemgr"], request.method, target)
+        sent.append((request.method, request.headers.get("Expect")))
+
+    for op in ("PutObject", "GetObject", "HeadObject", "DeleteObject"):
+        s3.meta.events.register(f"before-send.s3.{op}", to_node)
+    data = random.Random(3).randbytes(3 * MiB)
+    r = s3.put_object(Bucket=b, Key="k", Body=io.BytesIO(data), Metadata={"via": "node"})
+    assert r["ETag"] == md5_etag(data)
+    g = s3.get_object(Bucket=b, Key="k", Range="bytes=5-")
+    assert (g["ContentRange"], g["Metadata"]) == (f"bytes 5-{3 * MiB - 1}/{3 * MiB}",
+                                                  {"via": "node"})
+    assert g["Body"].read() == data[5:]
+    assert s3.head_object(Bucket=b, Key="k")["ContentLength"] == 3 * MiB
+    s3.delete_object(Bucket=b, Key="k")
+    assert client_error(lambda: s3.head_object(Bucket=b, Key="k")) == ("404", 404)
+    assert sent[0] in (("PUT", b"100-continue"), ("PUT", "100-continue"))
+    assert [m for m, _ in sent] == ["PUT", "GET", "HEAD", "DELETE", "HEAD"]
+    assert client_error(lambda: svc.boto().get_object(Bucket=b, Key="k")) == ("NoSuchKey", 404)
+
+
+def test_direct_node_keeps_dav_and_refusals(svc, direct):
+    """The front ends' key still gets plain WebDAV (nginx's own answers, no S3 headers); no or a
+    bad credential is still a 403; the node manager's key reaches objects only."""
+    s3 = svc.boto()
+    b = "direct-dav"
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="k", Body=b"dav")
+    name, base = direct.node_of(b, "k")
+    path = svccommon.object_path(b, "k")
+
+    def cred(method, p=path, key_id="frontend"):
+        return {svccommon.NODE_AUTH_HEADER: svccommon.node_auth(key_id, direct.keys[key_id],
+                                                                method, p)}
+
+    status, headers, body = raw("GET", base + path, cred("GET"))
+    assert (status, body) == (200, b"dav") and "x-amz-request-id" not in headers
+    assert headers["ETag"] != md5_etag(b"dav")  # nginx's own
+    tmp = f"/objects/{b}/dav-only"
+    assert raw("PUT", base + tmp, cred("PUT", tmp), b"x")[0] == 201
+    assert raw("GET", base + tmp, cred("GET", tmp))[::2] == (200, b"x")
+    assert raw("DELETE", base + tmp, cred("DELETE", tmp))[0] == 204
+    assert raw("GET", base + tmp, cred("GET", tmp))[0] == 404
+    for method in ("GET", "PUT", "DELETE"):
+        assert raw(method, base + path, {}, b"x" if method == "PUT" else None)[0] == 403
+        bad = {svccommon.NODE_AUTH_HEADER: svccommon.node_auth("nodemgr", "00" * 32, method,
+                                                               path)}
+        assert raw(method, base + path, bad, b"x" if method == "PUT" else None)[0] == 403
+    meta = svccommon.meta_path(b, "k")
+    assert raw("GET", base + meta, cred("GET", meta, "nodemgr"))[0] == 404
+    assert raw("PUT", base + meta, cred("PUT", meta, "nodemgr"), b"{}")[0] == 404
+    assert raw("GET", base + "/", cred("GET", "/", "nodemgr"))[0] == 404
+    assert s3.get_object(Bucket=b, Key="k")["Body"].read() == b"dav"
+
+
 # ---- svcctl -----------------------------------------------------------------------------------
 def test_svcctl_lifecycle(tmp_path):
     """up is idempotent and repairs a broken service; state survives; down stops every process."""
@@ -577,7 +985,7 @@ def test_svcctl_lifecycle(tmp_path):
         return {fn[:-4]: int(open(os.path.join(run, fn)).read().split()[0])
                 for fn in os.listdir(run)}
 
-    assert set(pids()) == {"redis", "node1", "manager", "fe1", "lb"}
+    assert set(pids()) == {"redis", "node1", "agent1", "manager", "fe1", "lb"}
     os.kill(pids()["fe1"], 9)
     r = svcctl("status", "--base", base)
     assert r.returncode != 0 and "DEGRADED" in r.stdout

@@ -10,7 +10,12 @@ If-Unmodified-Since), HeadObject, DeleteObject; anything else is S3's NotImpleme
 Client credentials: Redis hashes svc:cred:{ACCESS_KEY} (fields secret, owner).
 A PutObject body is spooled (memory up to 1 MiB, then a temporary file) so its SHA-256 and
 Content-MD5 are checked before anything is stored, then written to every replica the storage
-manager names; a GetObject streams from the first replica that answers as expected.
+manager names (the file's mtime is the object's Last-Modified), with the object's metadata sidecar
+next to it (svccommon.meta_path: what a storage node needs to answer a direct GET itself); a
+GetObject streams from the first replica that answers as expected.
+Answers carry the storage nodes' Server header and nginx's header order, so that an answer a
+storage node gives the node manager directly (node_agent.py, storage_node_direct.js) cannot be told
+from this one.
 Access log: one line per request (request id, access key, operation, status, bytes, storage node).
 """
 import argparse
@@ -20,6 +25,7 @@ import calendar
 import email.utils
 import hashlib
 import hmac
+import io
 import json
 import re
 import secrets
@@ -32,12 +38,10 @@ from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape
 
-import redis
-
 import sigv4
 from sigv4 import AuthError
-from svccommon import (NODE_AUTH_HEADER, REQUEST_ID_HEADER, AccessLog, node_auth, object_name,
-                       read_node_secret)
+from svccommon import (NODE_AUTH_HEADER, REQUEST_ID_HEADER, SERVER, AccessLog, meta_path, node_auth,
+                       object_name, read_node_secret)
 
 S3NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 CHUNK = 256 * 1024
@@ -138,12 +142,20 @@ def el(name, value):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "shortpath-s3front"
+    server_version = SERVER
     timeout = 120  # seconds a connection may stay silent (idle keep-alive, stalled body)
+    disable_nagle_algorithm = True  # headers, then body: no delayed-ACK wait between them
+    # reason phrases as nginx writes them (a storage node answering directly does)
+    responses = {**BaseHTTPRequestHandler.responses, 405: ("Not Allowed", ""),
+                 503: ("Service Temporarily Unavailable", "")}
     expect_continue = False  # the client waits for "100 Continue" before sending the body
+    log_name_field = "fe"  # the access log's first field: <this> = the server's name
 
     def log_message(self, fmt, *args):  # the access log replaces http.server's stderr lines
         pass
+
+    def version_string(self):  # the Server header: the storage nodes' (no Python version)
+        return SERVER
 
     def handle_expect_100(self):
         self.expect_continue = True  # answer it only once the request is known to be acceptable
@@ -161,11 +173,10 @@ class Handler(BaseHTTPRequestHandler):
         self.req_id = secrets.token_hex(8).upper()
         t0 = time.monotonic()
         self.status = self.bytes_out = self.bytes_in = self.body_left = 0
-        self.ak = self.auth = self.op = self.node = self.err = None
+        self.ak = self.auth = self.op = self.node = self.err = self.remote = None
         self.sent = False
         raw_path, _, raw_query = self.path.partition("?")
-        self.resource = urllib.parse.unquote(raw_path)
-        bucket, _, key = self.resource.lstrip("/").partition("/")
+        self.resource, bucket, key = self.target(raw_path)
         try:
             if self.headers.get("Transfer-Encoding"):  # never read: S3 wants a Content-Length
                 self.close_connection = True
@@ -192,10 +203,10 @@ class Handler(BaseHTTPRequestHandler):
             if self.unread_body_dropped():
                 self.close_connection = True
             elif self.body_left:
-                self.read_small_body()
+                self.drain_body()
             self.expect_continue = False
-            fe.log.write(fe=fe.name, req=self.req_id,
-                         remote=f"{self.client_address[0]}:{self.client_address[1]}",
+            fe.log.write(**{self.log_name_field: fe.name}, req=self.req_id,
+                         remote=self.remote or f"{self.client_address[0]}:{self.client_address[1]}",
                          ak=self.ak, auth=self.auth, op=self.op, method=self.command,
                          path=urllib.parse.quote(self.resource), status=self.status,
                          bytes_in=self.bytes_in, bytes_out=self.bytes_out, node=self.node,
@@ -203,16 +214,29 @@ class Handler(BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = serve
 
+    def target(self, raw_path):
+        """(resource as error documents name it, bucket, key) of the request path (path-style)."""
+        resource = urllib.parse.unquote(raw_path)
+        bucket, _, key = resource.lstrip("/").partition("/")
+        return resource, bucket, key
+
     # ---- responses -----------------------------------------------------------------------------
     def start(self, status, headers=(), length=0):
+        """Status and headers, in the order nginx sends them (a storage node answering the node
+        manager directly): Content-Type, Content-Length (not for 204 and 304), Last-Modified of a
+        200/206, then the request ids, then the others as given."""
         self.status = status
         self.send_response(status)
-        self.send_header("x-amz-request-id", self.req_id)
-        self.send_header("x-amz-id-2", base64.b64encode(self.req_id.encode()).decode())
-        for k, v in headers:
+        headers = list(headers)
+        first = [h for h in headers if h[0] == "Content-Type"]
+        if status not in (204, 304):
+            first.append(("Content-Length", str(length)))
+        if status in (200, 206):
+            first += [h for h in headers if h[0] == "Last-Modified"]
+        ids = [("x-amz-request-id", self.req_id),
+               ("x-amz-id-2", base64.b64encode(self.req_id.encode()).decode())]
+        for k, v in first + ids + [h for h in headers if h not in first]:
             self.send_header(k, v)
-        if status != 304:
-            self.send_header("Content-Length", str(length))
         if self.unread_body_dropped():
             # hop-by-hop: a proxy in front (HAProxy) keeps its client connection unless told by
             # a header it can see; the client did not send the body and must not reuse it
@@ -254,6 +278,14 @@ class Handler(BaseHTTPRequestHandler):
             self.bytes_in += len(chunk)
             yield chunk
 
+    def drain_body(self):
+        """Read what is left of the body, for nothing: the next request follows it."""
+        try:
+            for _ in self.read_body():
+                pass
+        except (S3Error, OSError):
+            pass
+
     def read_small_body(self):
         try:
             return b"".join(self.read_body())
@@ -277,7 +309,7 @@ class Handler(BaseHTTPRequestHandler):
     def credential(self, ak):
         try:
             c = self.server.fe.redis.hgetall(f"svc:cred:{{{ak}}}")
-        except redis.RedisError as e:
+        except self.server.fe.redis_error as e:
             raise S3Error("ServiceUnavailable", f"Credential store unavailable: {e}") from None
         if not c or "secret" not in c:
             raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=ak)
@@ -331,12 +363,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise AuthError("InvalidRequest", "Missing required header for this request: "
                                 "x-amz-content-sha256")
         secret, owner = self.credential(ak)
-        if payload.startswith("STREAMING-"):
-            raise AuthError("NotImplemented", f"aws-chunked uploads ({payload}) are not "
-                            "implemented: sign the whole payload or use UNSIGNED-PAYLOAD.")
-        if payload != sigv4.UNSIGNED and not SHA256_RE.fullmatch(payload):
-            raise AuthError("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
-                            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, or a valid sha256 value.")
+        self.check_payload_hash(payload)
         creq = sigv4.canonical_request(self.command, raw_path, self.pairs, self.headers,
                                        signed.split(";"), payload,
                                        skip_query=("X-Amz-Signature",) if presigned else ())
@@ -346,6 +373,16 @@ class Handler(BaseHTTPRequestHandler):
                             SignatureProvided=sig, CanonicalRequest=creq)
         self.auth += "/unsigned-payload" if payload == sigv4.UNSIGNED else "/signed-payload"
         return owner, (None if payload == sigv4.UNSIGNED else payload)
+
+    @staticmethod
+    def check_payload_hash(payload):
+        """The payload hash a request claims must be one this service takes."""
+        if payload.startswith("STREAMING-"):
+            raise AuthError("NotImplemented", f"aws-chunked uploads ({payload}) are not "
+                            "implemented: sign the whole payload or use UNSIGNED-PAYLOAD.")
+        if payload != sigv4.UNSIGNED and not SHA256_RE.fullmatch(payload):
+            raise AuthError("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
+                            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, or a valid sha256 value.")
 
     # ---- routing -------------------------------------------------------------------------------
     def route(self, bucket, key):
@@ -403,20 +440,37 @@ class Handler(BaseHTTPRequestHandler):
             conn.putheader(k, v)
         if body is not None:
             conn.putheader("Content-Length", str(length))
-        conn.endheaders()
+        # the head and the first piece of the body in one send: a small request is one segment
+        # (two would wait for a delayed ACK: Nagle)
+        conn.endheaders(body.read(CHUNK) if body is not None else None)
         if body is not None:
             while chunk := body.read(CHUNK):
                 conn.send(chunk)
         return conn, conn.getresponse()
 
     def node_delete(self, where):
+        """An object's replicas gone from the nodes `where` names: its sidecar first (a direct
+        GET then asks the storage manager, which no longer knows it), then its file."""
+        meta = meta_path(where["bucket"], where["key"])
         for name, base in zip(where["node_names"], where["nodes"]):
-            try:
-                conn, r = self.node_request("DELETE", base, where["path"])
-                r.read()
-                conn.close()
-            except OSError as e:
-                print(f"s3front: delete {where['path']} on {name}: {e}", file=sys.stderr)
+            for path in (meta, where["path"]):
+                try:
+                    conn, r = self.node_request("DELETE", base, path)
+                    r.read()
+                    conn.close()
+                except OSError as e:
+                    print(f"s3front: delete {path} on {name}: {e}", file=sys.stderr)
+
+    def node_put(self, name, base, path, body, length, headers=None):
+        """PUT a file on a storage node; it failing is the service's error."""
+        try:
+            conn, r = self.node_request("PUT", base, path, headers, body=body, length=length)
+            r.read()
+            conn.close()
+        except OSError as e:
+            raise S3Error("ServiceUnavailable", f"Storage node {name}: {e}") from None
+        if r.status not in (200, 201, 204):
+            raise S3Error("InternalError", f"Storage node {name} answered {r.status}.")
 
     # ---- service and bucket operations ---------------------------------------------------------
     def list_buckets(self):
@@ -531,6 +585,7 @@ class Handler(BaseHTTPRequestHandler):
         st, place = self.mgr("GET", "/place", query={"bucket": bucket, "key": key})
         if st == 404:
             raise S3Error("NoSuchBucket", BucketName=bucket)
+        nodes = list(zip(place["node_names"], place["nodes"]))
         md5 = hashlib.md5()
         sha = hashlib.sha256() if self.payload_sha else None
         with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, dir=self.server.fe.spool_dir) as tmp:
@@ -543,24 +598,24 @@ class Handler(BaseHTTPRequestHandler):
                 raise self.sha_mismatch(sha.hexdigest())
             if want_md5 is not None and md5.digest() != want_md5:
                 raise S3Error("BadDigest")
-            for name, base in zip(place["node_names"], place["nodes"]):
+            # the file's mtime (nginx's DAV PUT takes it from Date) is the object's Last-Modified:
+            # what a storage node sends when it serves the file to the node manager directly
+            now = int(time.time())
+            for name, base in nodes:
                 tmp.seek(0)
-                try:
-                    conn, r = self.node_request("PUT", base, place["path"], body=tmp, length=size)
-                    r.read()
-                    conn.close()
-                except OSError as e:
-                    raise S3Error("ServiceUnavailable", f"Storage node {name}: {e}") from None
-                if r.status not in (200, 201, 204):
-                    raise S3Error("InternalError", f"Storage node {name} answered {r.status}.")
+                self.node_put(name, base, place["path"], tmp, size,
+                              {"Date": email.utils.formatdate(now, usegmt=True)})
         self.node = ",".join(place["node_names"])
-        etag = f'"{md5.hexdigest()}"'
-        meta = {k.lower(): v for k, v in self.headers.items()
-                if k.lower().startswith("x-amz-meta-")}
-        st, ans = self.mgr("POST", "/commit", {
-            "bucket": bucket, "key": key, "etag": etag, "size": size, "meta": meta,
-            "nodes": place["node_names"], "last_modified": gmt_iso(time.time())[:-1] + ".000Z",
-            "content_type": self.headers.get("Content-Type") or "binary/octet-stream"})
+        obj = {"bucket": bucket, "key": key, "etag": f'"{md5.hexdigest()}"', "size": size,
+               "last_modified": gmt_iso(now)[:-1] + ".000Z",
+               "content_type": self.headers.get("Content-Type") or "binary/octet-stream",
+               "meta": {k.lower(): v for k, v in self.headers.items()
+                        if k.lower().startswith("x-amz-meta-")}}
+        sidecar = json.dumps(obj).encode()
+        for name, base in nodes:
+            self.node_put(name, base, meta_path(bucket, key), io.BytesIO(sidecar), len(sidecar))
+        etag = obj["etag"]
+        st, ans = self.mgr("POST", "/commit", {**obj, "nodes": place["node_names"]})
         if st == 404:
             raise S3Error("NoSuchBucket", BucketName=bucket)
         if ans["stale"]["nodes"]:  # the previous version also lived on nodes this one does not
@@ -670,7 +725,10 @@ class FrontEnd:
         self.manager = urllib.parse.urlsplit(a.manager)
         self.node_key_id = a.node_key_id
         self.node_secret = read_node_secret(a.node_key_file, a.node_key_id)
+        import redis  # here, not above: the node agent (node_agent.py) has no Redis to import
+
         self.redis = redis.Redis.from_url(a.redis, decode_responses=True)
+        self.redis_error = redis.RedisError
         self.spool_dir = a.spool_dir
         self.log = AccessLog(a.log, "s3front")
 

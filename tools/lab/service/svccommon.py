@@ -9,6 +9,9 @@ import urllib.parse
 NODE_AUTH_HEADER = "X-SP-Node-Auth"
 NODE_AUTH_MAX_AHEAD = 900  # storage nodes refuse credentials expiring more than 15 min ahead
 REQUEST_ID_HEADER = "X-SP-Request-Id"  # front end -> manager -> node: the access logs line up
+# The Server header of every answer a client can get: a storage node's nginx can say nothing else
+# (server_tokens off), so the front ends say the same and a direct answer cannot be told by it
+SERVER = "nginx"
 
 
 def node_auth(key_id, secret_hex, method, path, ttl=300, now=None):
@@ -44,6 +47,22 @@ def object_path(bucket, key):
     """An object's request path on a storage node: /objects/<bucket>/<object_name(key) URL-encoded
     once more>. nginx decodes the URI once: the file is <data>/objects/<bucket>/<object_name>."""
     return f"/objects/{bucket}/" + urllib.parse.quote(object_name(key), safe="")
+
+
+def meta_path(bucket, key):
+    """The request path of an object's metadata sidecar on a storage node (file
+    <data>/meta/<bucket>/<object_name>): JSON {bucket, key, etag, size, last_modified,
+    content_type, meta}, written next to every replica so the node can answer the node manager's
+    direct GET/HEAD with the service's headers (storage_node_direct.js)."""
+    return f"/meta/{bucket}/" + urllib.parse.quote(object_name(key), safe="")
+
+
+def direct_target(raw_path):
+    """(bucket, key) of an object_path() as sent (percent-encoded), or None if it is none."""
+    parts = raw_path.split("/")
+    if len(parts) != 4 or parts[:2] != ["", "objects"] or not parts[2] or not parts[3]:
+        return None
+    return urllib.parse.unquote(parts[2]), urllib.parse.unquote(urllib.parse.unquote(parts[3]))
 
 
 def iso_now():

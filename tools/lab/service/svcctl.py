@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Starts, stops, shows the lab object service: Redis, nginx storage nodes, storage manager, S3 front
-ends, and HAProxy in front of them on the service endpoint.
+"""Starts, stops, shows the lab object service: Redis, nginx storage nodes and their node agents,
+storage manager, S3 front ends, and HAProxy in front of them on the service endpoint.
 
     svcctl.py up     --base DIR --port-base P [--host 127.0.0.1] [--nodes 3] [--frontends 2]
                      [--replicas 2] [--region us-east-1] [--redis-port 0]
@@ -9,12 +9,16 @@ ends, and HAProxy in front of them on the service endpoint.
     svcctl.py down   --base DIR [--purge]
 
 --layout loopback (default): everything on --host; storage manager on port P, front ends P+1..P+F,
-storage nodes P+F+1..P+F+N, HAProxy (the endpoint) P+F+N+1; Redis on the unix socket DIR/redis.sock
-(and --redis-port if given).
+storage nodes P+F+1..P+F+N, HAProxy (the endpoint) P+F+N+1, node agents P+F+N+2..P+F+2N+1; Redis on
+the unix socket DIR/redis.sock (and --redis-port if given).
 --layout netns: each service host in its own namespace of tools/lab/labnet.sh (which must be up):
 HAProxy on the VIP 10.79.0.10:80 in sp-lb, front ends sp-fe1/sp-fe2 (10.78.0.21/.22:8080), storage
 manager sp-mgr (10.78.0.30:8000), Redis sp-sdb (10.78.0.40:6379, and DIR/redis.sock for the host),
-storage nodes sp-node1..3 (10.78.0.51..53:80). The host reaches them over the management path.
+storage nodes sp-node1..3 (10.78.0.51..53:80), each node's agent on 127.0.0.1:8081 in its
+namespace. The host reaches them over the management path.
+A storage node answers the node manager's direct requests (key id nodemgr) as the service would:
+GET/HEAD from the object's file and metadata sidecar (storage_node_direct.js), PUT/DELETE through
+its node agent (node_agent.py).
 `up` writes DIR/env and DIR/env.json (addresses, credentials), DIR/aws-config (path-style) and
 DIR/s3cfg: `. DIR/env; aws --endpoint-url $SVC_ENDPOINT s3api list-buckets; s3cmd -c DIR/s3cfg ls`
 It does nothing when all is running, restarts everything when a part is not, and cleans up if a
@@ -22,11 +26,12 @@ part fails to start.
 `down` stops what the pid files in DIR/run name (also after a partial `up`); nothing running is
 fine. State (Redis dump, objects, keys, client credential) stays for the next `up`, unless --purge.
 
-DIR/logs: lb.access.log (HAProxy), fe<i>.log, manager.log, node<i>.access.log (the access logs,
-          one line per request, all carrying the request id the client gets as x-amz-request-id);
-          *.out, node<i>.error, redis.log (diagnostics)
-DIR/keys: node-keys (what storage nodes trust: `frontend <hex>`, `nodemgr <hex>`), frontend.key,
-          nodemgr.key (one secret each), client (the S3 test credential: access key, secret)
+DIR/logs: lb.access.log (HAProxy), fe<i>.log, manager.log, node<i>.access.log, node<i>.agent.log
+          (the access logs, one line per request, all carrying the request id the client gets as
+          x-amz-request-id); *.out, node<i>.error, redis.log (diagnostics)
+DIR/keys: node-keys (what storage nodes trust: `frontend <hex>`, `nodemgr <hex>`, `nodeagent
+          <hex>`), frontend.key, nodemgr.key, nodeagent.key (one secret each), client (the S3 test
+          credential: access key, secret)
 """
 import argparse
 import json
@@ -112,6 +117,21 @@ def wait_port(host, port, alive, what, logfile):
                        f"{START_TIMEOUT:.0f} s")
 
 
+def wait_port_in(ns, host, port, alive, what, logfile):
+    """wait_port for an address inside network namespace ns."""
+    probe = f"import socket; socket.create_connection(({host!r}, {port}), timeout=0.5).close()"
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"{what} exited during start-up; {logfile}:\n{tail(logfile)}")
+        probed = subprocess.run(in_ns(ns, [sys.executable, "-c", probe]), capture_output=True)
+        if probed.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} does not accept connections on {host}:{port} in {ns} after "
+                       f"{START_TIMEOUT:.0f} s")
+
+
 def tail(path, n=20):
     try:
         with open(path, errors="replace") as f:
@@ -139,8 +159,9 @@ class Lab:
             f.write(f"{pid} {marker}\n")
 
     def recorded(self):
-        """[(name, pid, marker)] of DIR/run/*.pid in start order: redis, nodes, manager, fe."""
-        rank = {"redis": 0, "node": 1, "manager": 2, "fe": 3, "lb": 4}
+        """[(name, pid, marker)] of DIR/run/*.pid in start order: redis, nodes, node agents,
+        manager, fe, lb."""
+        rank = {"redis": 0, "node": 1, "agent": 2, "manager": 3, "fe": 4, "lb": 5}
         out = []
         if os.path.isdir(self.run):
             for fn in sorted(os.listdir(self.run)):
@@ -186,15 +207,19 @@ def spawn(lab, name, argv, marker, ns=None, stdout=None):
 
 # ---- placement -------------------------------------------------------------------------------
 NETNS_VIP = "10.79.0.10"
+NETNS_AGENT_PORT = 8081
 
 
 def placement(a):
-    """{component: (netns or None, address, port)} for redis, manager, fe<i>, node<i>, lb."""
+    """{component: (netns or None, address, port)} for redis, manager, fe<i>, node<i>, agent<i>
+    (node<i>'s agent, in its namespace), lb."""
     if a.layout == "netns":
         place = {"redis": ("sp-sdb", "10.78.0.40", 6379), "manager": ("sp-mgr", "10.78.0.30", 8000),
                  "lb": ("sp-lb", NETNS_VIP, 80)}
         place.update({f"fe{i}": (f"sp-fe{i}", f"10.78.0.{20 + i}", 8080) for i in (1, 2)})
         place.update({f"node{i}": (f"sp-node{i}", f"10.78.0.{50 + i}", 80) for i in (1, 2, 3)})
+        place.update({f"agent{i}": (f"sp-node{i}", "127.0.0.1", NETNS_AGENT_PORT)
+                      for i in (1, 2, 3)})
         missing = [ns for ns, _, _ in place.values() if not os.path.exists(f"/run/netns/{ns}")]
         if missing:
             raise RuntimeError(f"--layout netns: namespace(s) {', '.join(sorted(set(missing)))} "
@@ -207,6 +232,7 @@ def placement(a):
              "lb": (None, h, P + F + N + 1)}
     place.update({f"fe{i}": (None, h, P + i) for i in range(1, F + 1)})
     place.update({f"node{i}": (None, h, P + F + i) for i in range(1, N + 1)})
+    place.update({f"agent{i}": (None, h, P + F + N + 1 + i) for i in range(1, N + 1)})
     return place
 
 
@@ -215,11 +241,17 @@ def url(place, name):
     return f"http://{host}" + ("" if port == 80 else f":{port}")
 
 
+CASE_ADJUST = ("Server", "Date", "Content-Type", "Content-Length", "Last-Modified", "Connection",
+               "ETag", "Accept-Ranges", "Content-Range", "Location")
+
 HAPROXY = """\
 # HAProxy on the lab object service's endpoint (from tools/lab/service/svcctl.py)
 global
     log stdout format raw local0 info
     maxconn 2000
+    # header names as the storage nodes' nginx writes them (HAProxy writes them in lower case):
+    # an answer a storage node gives the node manager directly must not differ by their case
+{case_adjust}
 
 defaults
     mode http
@@ -233,6 +265,7 @@ defaults
 
 frontend s3
     bind {listen}
+    option h1-case-adjust-bogus-client
     # the front end's x-amz-request-id names this request in every tier's access log
     capture response header x-amz-request-id len 32
     log-format "%[date,utime(%Y-%m-%dT%H:%M:%S)] lb req=%[capture.res.hdr(0)] client=%ci:%cp method=%HM uri=%{{+Q}}HU status=%ST bytes_in=%U bytes_out=%B backend=%b server=%s tt_ms=%Tt"
@@ -260,9 +293,10 @@ def start(lab, a):
     node_names = sorted((n for n in place if n.startswith("node")), key=lambda n: int(n[4:]))
     fe_secret = lab.secret_file("frontend.key", lambda: secrets.token_hex(32))
     nm_secret = lab.secret_file("nodemgr.key", lambda: secrets.token_hex(32))
+    na_secret = lab.secret_file("nodeagent.key", lambda: secrets.token_hex(32))
     node_keys = os.path.join(lab.keys, "node-keys")
     with open(node_keys, "w") as f:
-        f.write(f"frontend {fe_secret}\nnodemgr {nm_secret}\n")
+        f.write(f"frontend {fe_secret}\nnodemgr {nm_secret}\nnodeagent {na_secret}\n")
     ak, sk = lab.secret_file("client", new_client_credential).split()
 
     # Redis: private; the unix socket DIR/redis.sock for this host's management, TCP for the
@@ -288,17 +322,27 @@ def start(lab, a):
     redis_url = f"redis://{rhost}:{rport}/0" if rns else f"unix://{lab.sock}"
     r.hset(f"svc:cred:{{{ak}}}", mapping={"secret": sk, "owner": "lab"})
 
-    # storage nodes: one nginx each
-    nodes = {}
+    # storage nodes: one nginx each, and its node agent (in the same namespace)
+    manager = url(place, "manager")
+    nodes, agents = {}, []
     for name in node_names:
         ns, host, port = place[name]
+        agent = "agent" + name[4:]
+        _, ahost, aport = place[agent]
         prefix = os.path.join(lab.base, name)
-        os.makedirs(prefix, exist_ok=True)
+        spool = os.path.join(prefix, "data", "tmp", "agent")
+        os.makedirs(spool, exist_ok=True)
+        proc, out = spawn(lab, agent, [
+            os.path.join(HERE, "node_agent.py"), "--listen", f"{ahost}:{aport}", "--manager",
+            manager, "--node-key-id", "nodeagent", "--node-key-file",
+            os.path.join(lab.keys, "nodeagent.key"), "--name", name, "--spool-dir", spool,
+            "--log", os.path.join(lab.logs, f"{name}.agent.log")], "node_agent.py", ns)
+        agents.append((agent, ns, ahost, aport, proc, out))
         conf = os.path.join(prefix, "nginx.conf")
         access = os.path.join(lab.logs, f"{name}.access.log")
         subprocess.run([os.path.join(HERE, "storage_node.py"), "render", "--name", name,
                         "--listen", f"{host}:{port}", "--data", os.path.join(prefix, "data"),
-                        "--keys", node_keys, "--log", access,
+                        "--keys", node_keys, "--log", access, "--agent", f"{ahost}:{aport}",
                         "--error-log", os.path.join(lab.logs, f"{name}.error"), "--out", conf],
                        check=True)
         res = subprocess.run(in_ns(ns, ["nginx", "-p", prefix, "-c", conf]), capture_output=True,
@@ -311,7 +355,6 @@ def start(lab, a):
 
     # storage manager and front ends
     mns, mhost, mport = place["manager"]
-    manager = url(place, "manager")
     mproc, mout = spawn(lab, "manager", [
         os.path.join(HERE, "storage_manager.py"), "--listen", f"{mhost}:{mport}", "--redis",
         redis_url, "--nodes", ",".join(f"{n}={u}" for n, u in nodes.items()),
@@ -336,12 +379,18 @@ def start(lab, a):
         _, host, port = place[name]
         wait_port(host, port, lambda: proc_alive(pid, "nginx"), f"storage node {name}",
                   os.path.join(lab.logs, f"{name}.error"))
+    for agent, ns, host, port, proc, out in agents:
+        if ns:  # its loopback address is in the node's namespace: ask from there
+            wait_port_in(ns, host, port, lambda: proc.poll() is None, f"node agent {agent}", out)
+        else:
+            wait_port(host, port, lambda: proc.poll() is None, f"node agent {agent}", out)
 
     # HAProxy on the endpoint, last: its first health checks find every front end up
     lns, lhost, lport = place["lb"]
     conf = os.path.join(lab.base, "haproxy.cfg")
     with open(conf, "w") as f:
-        f.write(HAPROXY.format(listen=f"{lhost}:{lport}", servers="".join(
+        f.write(HAPROXY.format(listen=f"{lhost}:{lport}", case_adjust="\n".join(
+            f"    h1-case-adjust {h.lower()} {h}" for h in CASE_ADJUST), servers="".join(
             f"    server {n} {h}:{p} check inter 2s\n" for n, h, p, _, _ in fes)))
     res = subprocess.run(["haproxy", "-c", "-q", "-f", conf], capture_output=True, text=True)
     if res.returncode != 0:
@@ -358,10 +407,13 @@ def start(lab, a):
         "SVC_MANAGER": manager, "SVC_ENDPOINT": endpoint,
         "SVC_FRONTENDS": ",".join(url(place, n) for n in fe_names),
         "SVC_NODES": ",".join(f"{n}={u}" for n, u in nodes.items()),
+        # (in the netns layout, each in its node's namespace)
+        "SVC_NODE_AGENTS": ",".join(f"node{a[0][5:]}=http://{a[2]}:{a[3]}" for a in agents),
         "SVC_NAMESPACES": ",".join(f"{n}={place[n][0]}" for n in place if place[n][0]),
         "SVC_REPLICAS": str(a.replicas), "SVC_NODE_KEYS": node_keys,
         "SVC_FRONTEND_KEY_ID": "frontend", "SVC_NODEMGR_KEY_ID": "nodemgr",
         "SVC_NODEMGR_KEY_FILE": os.path.join(lab.keys, "nodemgr.key"),
+        "SVC_NODEAGENT_KEY_ID": "nodeagent",
         "SVC_LOGS": lab.logs,
         "AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk, "AWS_DEFAULT_REGION": a.region,
         "AWS_CONFIG_FILE": os.path.join(lab.base, "aws-config"),
