@@ -79,9 +79,12 @@ def test_failed_up_takes_down_what_it_started():
 def up():
     """The lab, brought up once for this module; `down` is also this module's last test."""
     lab("down")
-    r = lab("up")
+    # the ordinary path: the service authenticates every request (the error rounds need it);
+    # the direct path is tests/integration/test_lab_direct.py
+    r = lab("up", "--ordinary")
     try:
         assert r.returncode == 0, f"lab.sh up failed:\n{r.stdout}{r.stderr}"
+        assert "service s3 (10.79.0.10:80): ordinary path" in r.stdout, r.stdout
         with open(ENV_JSON) as f:
             yield json.load(f)
     finally:
@@ -116,7 +119,7 @@ def test_lab_up_status_and_idempotent_up(up):
     assert set(lab_namespaces()) >= {"sp-vm1", "sp-vm2", "sp-fabric", "sp-lb", "sp-fe1",
                                      "sp-fe2", "sp-mgr", "sp-sdb", "sp-node1", "sp-node2",
                                      "sp-node3"}
-    r = lab("up")
+    r = lab("up", "--ordinary")
     assert r.returncode == 0 and "shortpathd already runs" in r.stdout, r.stdout + r.stderr
     assert "svcctl: already up" in r.stdout
     # the VMs' only way out is their default route through shortpathd; the host's management

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The whole lab in one command: `lab.sh up [--vms N] [--no-shortpathd]` builds and starts network, object service, Redis and shortpathd in the background; `lab.sh down` removes all of it; `lab.sh status`.
+# The whole lab in one command: `lab.sh up [--vms N] [--no-shortpathd] [--ordinary]` builds and starts network, object service, Redis and shortpathd in the background; `lab.sh down` removes all of it; `lab.sh status`.
 #
 #   sudo tools/lab/lab.sh up         packages (tools/install-deps.sh), build, then
 #                                    1. the network (tools/lab/labnet.sh): VM namespaces sp-vm1..N on
@@ -10,7 +10,10 @@
 #                                       storage manager, service Redis, storage nodes
 #                                    3. shortpathd's Redis (configs/redis-dev.conf, unix socket)
 #                                    4. shortpathd -c configs/lab.conf (or a generated config for
-#                                       --vms other than 2), in the background
+#                                       --vms other than 2), in the background, and the service
+#                                       `s3` on the VIP: direct path (auth none: enhanced GET/HEAD/
+#                                       PUT/DELETE go straight to the storage nodes), or ordinary
+#                                       with --ordinary
 #   sudo tools/lab/lab.sh down       stops shortpathd (SIGTERM; reports its exit and mbuf pool),
 #                                    Redis, the service, removes the network and /run/shortpath-lab
 #   tools/lab/lab.sh status          each part; exit 0 iff all of it runs
@@ -33,6 +36,7 @@ LABNET=$ROOT/tools/lab/labnet.sh
 SVCCTL=$ROOT/tools/lab/service/svcctl.py
 VMS=2
 DATAPLANE=1
+SVC_PATH=direct
 
 say() { echo "lab.sh: $*"; }
 die() {
@@ -149,6 +153,21 @@ stop_shortpathd() {
 	return 1
 }
 
+# The object service as shortpathd's enhanced service `s3`: direct (auth none: enhanced
+# requests go straight to the storage nodes), or ordinary with --ordinary (auth service).
+define_service() {
+	local auth=none out
+	[ "$SVC_PATH" = direct ] || auth=service
+	out=$(curl -s -m 5 -X PUT "http://$API/v1/services/s3" -H 'Content-Type: application/json' \
+		-d '{"vip": "10.79.0.10", "port": 80, "storage_manager": "10.78.0.30:8000",
+		     "node_key_id": "nodemgr", "auth": "'$auth'",
+		     "enhanced": ["GET", "HEAD", "PUT", "DELETE"]}') || die "cannot define service s3: $out"
+	case "$out" in
+	*'"path": "'$SVC_PATH'"'*) say "service s3 (10.79.0.10:80): $SVC_PATH path" ;;
+	*) die "service s3 was not defined as expected: $out" ;;
+	esac
+}
+
 cmd_up() {
 	[ "$(id -u)" -eq 0 ] || die "run as root (sudo $0 up): DPDK and network namespaces need it"
 	local t0=$SECONDS
@@ -177,6 +196,7 @@ cmd_up() {
 	if [ "$DATAPLANE" -eq 1 ]; then
 		start_redis
 		start_shortpathd
+		define_service
 	fi
 	echo "$VMS" >"$RUN/vms"
 	trap - EXIT
@@ -254,7 +274,11 @@ while [ $# -gt 0 ]; do
 		DATAPLANE=0
 		shift
 		;;
-	*) die "unknown argument '$1' (usage: $0 up [--vms N] [--no-shortpathd] | down | status)" ;;
+	--ordinary)
+		SVC_PATH=ordinary
+		shift
+		;;
+	*) die "unknown argument '$1' (usage: $0 up [--vms N] [--no-shortpathd] [--ordinary] | down | status)" ;;
 	esac
 done
 case "$VMS" in
@@ -266,7 +290,7 @@ up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 *)
-	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac
