@@ -6,8 +6,9 @@
 #
 # Steps: tools/lab/lab.sh up (packages, build, the namespace network, the object service behind
 # the fabric, Redis, shortpathd with configs/lab.conf), then ping, a 20 MiB HTTP download per VM
-# checked by sha256, S3 with awscli from the VMs (20 MiB put from one, get from the other, sha256,
-# and the request's path through the service's access logs), telemetry and /metrics. A trap runs
+# checked by sha256, S3 with awscli from the VMs on the direct path (20 MiB put from one, get from
+# the other, sha256; the storage nodes' logs show both came straight from the VMs with shortpathd's
+# credential, the LB's that a listing went the ordinary way), telemetry and /metrics. A trap runs
 # tools/lab/lab.sh down (also on failure or Ctrl-C) and checks shortpathd stopped cleanly.
 # shellcheck disable=SC2317 # functions called through wait_until and the EXIT trap
 set -uo pipefail
@@ -195,7 +196,7 @@ for vm in $VMS; do
 	rm -f "$dst"
 done
 
-step "S3 through shortpathd: awscli in sp-vm1 puts 20 MiB, awscli in sp-vm2 gets it (sha256)"
+step "S3 through shortpathd, direct path: awscli in sp-vm1 puts 20 MiB, awscli in sp-vm2 gets it (sha256)"
 SVC=$RUN/svc
 # awscli with the lab's credentials only (nothing from this host's ~/.aws)
 aws_in() { # netns args...
@@ -235,23 +236,32 @@ else
 	echo "$out" | indent
 	bad "sp-vm2: get-object: sha256 ${got:-none}, want $WANT"
 fi
-# the GET's request id (the LB logs the x-amz-request-id it relayed) in every tier's access log
-rid=$(grep -E "client=10\.77\.0\.12:[0-9]+ method=GET uri=\"/$BUCKET/blob.bin\" status=200" \
-	"$SVC/logs/lb.access.log" | tail -n 1 | sed -n 's/.* req=\([0-9A-F]*\) .*/\1/p')
-if [ -n "$rid" ]; then
-	info "the GET's path through the service (request id $rid):"
-	grep -h "req=$rid " "$SVC/logs/lb.access.log" "$SVC"/logs/fe*.log "$SVC/logs/manager.log" \
-		"$SVC"/logs/node*.access.log | cut -c1-200 | indent
-	tiers=$(grep -l "req=$rid " "$SVC"/logs/*.log | xargs -n1 basename | tr '\n' ' ')
-	if [[ $tiers == *lb.access.log* && $tiers == *fe[0-9].log* && $tiers == *manager.log* &&
-		$tiers == *node[0-9].access.log* ]]; then
-		pass "request $rid passed LB -> front end -> storage manager -> storage node (${tiers% })"
-	else
-		bad "request $rid is not in every tier's log (found in: $tiers)"
-	fi
-else
-	bad "the GET is not in $SVC/logs/lb.access.log"
+# the direct path: the PUT and the GET reached a storage node straight from the VM, with
+# shortpathd's node-manager credential, and neither the LB nor a front end saw them
+direct=$(grep -h -E "key_id=nodemgr .*\"(PUT|GET) /objects/$BUCKET/blob.bin " "$SVC"/logs/node*.access.log)
+if [ -n "$direct" ]; then
+	info "the storage nodes' access logs (key_id=nodemgr: shortpathd's credential):"
+	echo "$direct" | cut -c1-200 | indent
 fi
+if grep -q "remote=10.77.0.11:.*\"PUT /objects/$BUCKET/blob.bin " <<<"$direct" &&
+	grep -q "remote=10.77.0.12:.*\"GET /objects/$BUCKET/blob.bin " <<<"$direct" &&
+	! grep -q "uri=\"/$BUCKET/blob.bin\"" "$SVC/logs/lb.access.log" &&
+	! grep -h -q "/$BUCKET/blob.bin" "$SVC"/logs/fe*.log; then
+	pass "PUT from sp-vm1 and GET from sp-vm2 went direct to the storage node; LB and front ends saw neither"
+else
+	bad "the PUT/GET did not go direct (node logs above; LB: $(grep -c "/$BUCKET/blob.bin" "$SVC/logs/lb.access.log") lines)"
+fi
+# a listing is not enhanced: it takes the ordinary way (LB -> front end)
+if out=$(aws_in sp-vm1 list-objects-v2 --bucket "$BUCKET" 2>&1) && grep -q blob.bin <<<"$out" &&
+	grep -q "method=GET uri=\"/$BUCKET?list-type=2" "$SVC/logs/lb.access.log"; then
+	pass "sp-vm1: list-objects-v2 went the ordinary way (LB -> front end) and lists blob.bin"
+else
+	echo "$out" | indent
+	bad "list-objects-v2 failed or is not in the LB's log"
+fi
+info "shortpathd's TCP endpoint: $(api_get /v1/stats | "$PY" -c 'import json, sys
+t = json.load(sys.stdin)["total"]["tcp_events"]
+print(", ".join("%s %d" % (k, t[k]) for k in ("syn_rx", "requests", "bind_node", "bind_vip", "loc_hit", "loc_miss", "loc_resolved", "loc_prefetched")))')"
 aws_in sp-vm1 delete-object --bucket "$BUCKET" --key blob.bin >/dev/null 2>&1
 aws_in sp-vm1 delete-bucket --bucket "$BUCKET" >/dev/null 2>&1
 
