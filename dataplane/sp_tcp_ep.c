@@ -1087,6 +1087,78 @@ sp_tcp_from_uplink(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_
 	}
 }
 
+/*
+ * ICMP errors (destination unreachable, time exceeded, parameter problem) quote the IP header
+ * and 8 bytes of the segment they are about: one of ours toward a backend (the VM's address
+ * and port as source). While connecting it means the target cannot be reached (next target);
+ * once spliced the quote is translated as the VM sent it (VIP, its sequence space) and the
+ * error goes to the VM, so its stack sees path MTU and unreachability as if shortpath were not
+ * there.
+ */
+bool
+sp_tcp_icmp_from_uplink(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info *pi,
+			uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
+	uint8_t *icmp = p + pi->l4_off, type = icmp[0];
+	struct rte_ipv4_hdr *in;
+	struct sp_flow_key k;
+	struct sp_flow *f;
+	uint32_t ihl, seq;
+	uint16_t *ports, len;
+
+	if ((type != 3 && type != 11 && type != 12) || pi->n_vlan != 0)
+		return false;
+	/* the quote: an IPv4 header and at least 8 bytes of TCP, all in the first segment */
+	if (pi->l4_off + 8u + sizeof(*in) > rte_pktmbuf_data_len(m) ||
+	    pi->l4_off + 8u + sizeof(*in) > pi->l3_end)
+		return false;
+	in = (struct rte_ipv4_hdr *)(icmp + 8);
+	ihl = (uint32_t)(in->version_ihl & 0xf) * 4;
+	if ((in->version_ihl >> 4) != 4 || ihl < 20 || in->next_proto_id != IPPROTO_TCP ||
+	    pi->l4_off + 8u + ihl + 8u > RTE_MIN(pi->l3_end, (uint32_t)rte_pktmbuf_data_len(m)))
+		return false;
+	ports = (uint16_t *)((uint8_t *)in + ihl);
+	if (!sp_flow_be_maybe(tw, in->dst_addr, ports[1]))
+		return false;
+	k.src_ip = in->dst_addr;
+	k.dst_ip = in->src_addr;
+	k.sport = ports[1];
+	k.dport = ports[0];
+	f = sp_flow_lookup(tw, &k);
+	if (f == NULL || !f->be_key)
+		return false;
+	if (f->state == SP_FLOW_CONNECTING && type == 3) {
+		SP_TCP_CNT(tw, ICMP_UNREACH);
+		target_failed(w, f, now);
+		rte_pktmbuf_free(m);
+		return true;
+	}
+	if (f->state != SP_FLOW_SPLICE && f->state != SP_FLOW_TIME_WAIT) {
+		SP_TCP_CNT(tw, ICMP_DROPPED);
+		rte_pktmbuf_free(m);
+		return true;
+	}
+	memcpy(&seq, ports + 2, 4);
+	seq = rte_cpu_to_be_32(rte_be_to_cpu_32(seq) - f->delta_c);
+	memcpy(ports + 2, &seq, 4);
+	in->hdr_checksum = sp_csum_update32(in->hdr_checksum, in->dst_addr, f->vip);
+	in->dst_addr = f->vip;
+	ports[1] = f->vport;
+	/* the quote's TCP checksum may be cut off: the ICMP checksum is made again over it all */
+	len = (uint16_t)(pi->l3_end - pi->l4_off);
+	icmp[2] = icmp[3] = 0;
+	{
+		uint16_t c = (uint16_t)~rte_raw_cksum(icmp, len);
+
+		memcpy(icmp + 2, &c, 2);
+	}
+	SP_TCP_CNT(tw, ICMP_RELAYED);
+	sp_worker_tx(w, f->port_idx, m);
+	return true;
+}
+
 /* An answer from the control thread. */
 static void
 loc_answer(struct sp_worker *w, struct sp_loc_msg *m, uint64_t now)

@@ -74,6 +74,10 @@ struct rte_tel_data;
 	X(HALF_CLOSE_TIMEOUT, "half_close_timeout")                                                \
 	X(CLOSED, "closed")		/* both FINs seen: orderly close */                        \
 	X(ALLOC_FAILED, "alloc_failed") /* no mbuf for a segment shortpath makes */                \
+	X(ICMP_UNREACH, "icmp_unreach") /* a backend unreachable while connecting: next target */  \
+	X(ICMP_RELAYED,                                                                            \
+	  "icmp_relayed") /* ICMP errors about a spliced flow, translated to the VM */             \
+	X(ICMP_DROPPED, "icmp_dropped") /* ICMP errors about a flow in no state to use them */     \
 	X(MSS_MISMATCH, "mss_mismatch") /* backend MSS below what the VM was offered */
 
 enum sp_tcp_event {
@@ -115,6 +119,10 @@ bool sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt
 /* A TCP/IPv4 segment from the uplink: true if it belonged to a flow (taken), false if not. */
 bool sp_tcp_from_uplink(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info *pi,
 			uint64_t now);
+
+/* An ICMPv4 error from the uplink: true if it was about a flow (taken), false if not. */
+bool sp_tcp_icmp_from_uplink(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info *pi,
+			     uint64_t now);
 
 /* Once per loop: answers from the control thread, timers of a slice of the flows. */
 void sp_tcp_poll(struct sp_worker *w, uint64_t now);

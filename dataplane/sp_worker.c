@@ -313,9 +313,10 @@ from_uplink(struct sp_worker *w, struct rte_mbuf **pkts, uint16_t n, uint64_t no
 			dst[i] = SP_DST_FLOOD;
 			continue;
 		}
-		if (pi.l4 == SP_L4_TCP && pi.l3 == SP_L3_IPV4 && !pi.is_fragment &&
-		    pi.err == SP_PKT_ERR_NONE && sp_tcp_active(w) &&
-		    sp_tcp_from_uplink(w, m, &pi, now)) {
+		if (pi.l3 == SP_L3_IPV4 && !pi.is_fragment && pi.err == SP_PKT_ERR_NONE &&
+		    sp_tcp_active(w) &&
+		    ((pi.l4 == SP_L4_TCP && sp_tcp_from_uplink(w, m, &pi, now)) ||
+		     (pi.l4 == SP_L4_ICMP && sp_tcp_icmp_from_uplink(w, m, &pi, now)))) {
 			dst[i] = SP_DST_TAKEN;
 			continue;
 		}

@@ -1600,3 +1600,67 @@ role = uplink
             sa = tk.Seg(fr)
             assert sa.ip_csum_ok and sa.tcp_csum_ok, sa
     assert took < 60, took
+
+
+def icmp_frame(src, dst, icmp_type, code, quote, rest=b"\x00\x00\x00\x00"):
+    """An ICMPv4 error from a router (src) to dst quoting `quote` (IP header + 8+ bytes)."""
+    body = struct.pack("!BBH", icmp_type, code, 0) + rest + quote
+    body = body[:2] + struct.pack("!H", tk.csum(body)) + body[4:]
+    iph = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 7, 0, 63, 1, 0, tk.ip4(src),
+                      tk.ip4(dst))
+    iph = iph[:10] + struct.pack("!H", tk.csum(iph)) + iph[12:]
+    return tk.mac(VM_MAC) + tk.mac(GW_MAC) + b"\x08\x00" + iph + body
+
+
+def quote_of(frame, n=8):
+    """The IP header and first n bytes of TCP of an Ethernet/IPv4 frame, as ICMP quotes it."""
+    return frame[14:14 + 20 + n]
+
+
+def test_icmp_errors(lab_of):
+    """ICMP about shortpath's segments toward a backend: port unreachable while connecting to a
+    node is a failed target (next replica); once spliced, a 'fragmentation needed' is relayed
+    to the VM with its quote translated to what the VM sent (the VIP, the VM's sequence
+    space), the ICMP checksum made again; the outer header is left as the router sent it."""
+    lab = lab_of("icmp")
+    path = "/data/1/b/k"
+    lab.mgr.locate("b", "k", [f"http://{NODE1}:80", f"http://{NODE2}:8080"], path)
+    head = b"GET /b/k HTTP/1.1\r\nHost: s3.test\r\n\r\n"
+    c = Client(lab, 49001, isn=5000)
+    c.cookie_mss = 1460
+    c.connect()
+    c.send_held(head)
+    n1 = Backend(lab, c, NODE1, 80, isn=1)
+    syn = n1.expect_syn(timeout=5)
+    router = "10.98.2.1"
+    lab.up.send(icmp_frame(router, VM_IP, 3, 3, quote_of(syn.raw)))      # port unreachable
+    n2 = Backend(lab, c, NODE2, 8080, isn=0x40000000, mss=1460, ws=7)
+    n2.expect_syn(timeout=2)
+    n2.synack()
+    n2.expect_handshake_ack()
+    pre, post = rewritten(b"GET", path.encode(), head)
+    new = n2.expect_data(len(pre) + len("nodemgr:1234567890:") + 64 + len(post))
+    sp = Splice(c, n2, delta_c=len(new) - len(head))
+    sp.from_be(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    # a VM segment after the bind, as the node got it, then "fragmentation needed" about it
+    seq_vm = c.nxt
+    sent = sp.from_vm(b"x" * 10)
+    quote = quote_of(sent.raw)
+    lab.up.send(icmp_frame(router, VM_IP, 3, 4, quote, rest=struct.pack("!HH", 0, 1400)))
+    got = lab.vm.expect(lambda f: getattr(f, "proto", None) == 1, what="the relayed ICMP").raw
+    want_quote = bytearray(quote)
+    want_quote[16:20] = tk.ip4(VIP)                                        # inner destination
+    want_quote[10:12] = b"\x00\x00"
+    want_quote[10:12] = struct.pack("!H", tk.csum(bytes(want_quote[:20])))
+    want_quote[22:24] = struct.pack("!H", 80)                              # inner dport
+    want_quote[24:28] = struct.pack("!I", seq_vm)                           # the VM's seq
+    want = icmp_frame(router, VM_IP, 3, 4, bytes(want_quote), rest=struct.pack("!HH", 0, 1400))
+    assert got == want, (got.hex(), want.hex())
+    sp.from_be(b"", "FA")
+    sp.from_vm(b"", "FA")
+    sp.from_be(b"", "A")
+    lab.wait_no_flows(6)
+    ev = lab.stats()
+    assert ev["tcp_icmp_unreach"] == 1 and ev["tcp_icmp_relayed"] == 1, ev
+    assert ev["tcp_replica_retry"] == 1 and ev["tcp_bind_node"] == 1, ev
+    lab.finish(counters=False)
