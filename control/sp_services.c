@@ -414,6 +414,18 @@ publish(struct sp_services *s)
 					 (uint16_t)i, &pr);
 		}
 	}
+	for (i = 0; i < SP_SVC_MAX && s->ctl->dp->n_workers > 1; i++)
+		if (t->profile[i].flags & SP_SVC_F_DIRECT) {
+			SP_LOG(WARNING,
+			       "services: a direct service with %u workers: a flow's uplink "
+			       "segments must reach the worker that owns it (one uplink queue, or "
+			       "RSS "
+			       "that keeps a connection on one queue); there is no software "
+			       "redirect "
+			       "yet",
+			       s->ctl->dp->n_workers);
+			break;
+		}
 	sp_svc_publish(s->ctl->dp, t);
 }
 
