@@ -1136,12 +1136,12 @@ usage(FILE *f, const char *prog)
 		"  -n, --transactions N  measured transactions (default 200000; --quick: 2000)",
 		"  -c, --concurrency N   transactions in flight (default 64, at most 1024)",
 		"      --max-flows N     [dataplane] max_flows, a power of two up to 1048576",
-		"                        (default 1048576): closed flows stay 2 s in TIME_WAIT, so",
-		"                        it must hold 2 s of transactions at the closed loop's "
+		"                        (default 1048576): closed flows stay 1 s in TIME_WAIT, so",
+		"                        it must hold 1 s of transactions at the closed loop's "
 		"rate",
 		"      --tuples N        distinct VM (address, port) pairs, cycled (default 64512 "
 		"x",
-		"                        256); up to 64512: one VM address; fewer than 2 s of",
+		"                        256); up to 64512: one VM address; fewer than 1 s of",
 		"                        transactions reuse ports whose flow is in TIME_WAIT",
 		"      --quick           a smoke run: 2000 transactions, max_flows 65536",
 	};
@@ -1248,7 +1248,7 @@ report(struct bench *b, const struct acc *all, const struct acc *brk, const char
 	printf("checked: every frame's addresses, flags, seq and ack; the head the node got and "
 	       "the response the VM got,\nbyte for byte; checksums of %" PRIu64
 	       " frames (every frame of 1 transaction in %d); the endpoint's counters.\n"
-	       "flows live after the measurement: %" PRIu64 " (closed, in TIME_WAIT for 2 s), "
+	       "flows live after the measurement: %" PRIu64 " (closed, in TIME_WAIT for 1 s), "
 	       "after TIME_WAIT: %" PRIu64 ".\nmbufs in use at the start: %" PRIu64
 	       ", at the end: %" PRIu64 ".\n",
 	       b->csum_frames, CSUM_EVERY, b->flows_after_run, SP_CNT_GET(b->w->stats.flows),
@@ -1434,7 +1434,7 @@ main(int argc, char **argv)
 
 	/*
 	 * Warm-up (checked, not reported): at least 2.5 s, so that the flows closed in it fill
-	 * TIME_WAIT (2 s) as they do at this rate. Then the measurement in segments, then the
+	 * TIME_WAIT (1 s) as they do at this rate. Then the measurement in segments, then the
 	 * per-frame breakdown.
 	 */
 	b->with_ref = true;
