@@ -887,21 +887,32 @@ pjob_found(struct pjob *j, const char *key, size_t klen, struct where *w)
 	j->sent += broadcast(j->loc, j->slot, &j->be, j->nk, &on, w);
 }
 
+/* A prefetch job's manager call ended: false if the job was finished meanwhile (it is gone
+ * now), else true with the parsed answer in *o (NULL unless a 200 with JSON). */
+static bool
+pjob_answer(struct pjob *j, int code, struct evbuffer *body, json_t **o)
+{
+	j->call = NULL;
+	*o = NULL;
+	if (j->finished) {
+		pjob_finish(j, 0, NULL, NULL);
+		return false;
+	}
+	if (code == 200)
+		*o = json_loadb((const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body),
+				0, NULL);
+	return true;
+}
+
 static void
 on_batch(void *arg, int code, enum loc_event why, struct evbuffer *body)
 {
 	struct pjob *j = arg;
-	json_t *o = NULL, *x;
+	json_t *o, *x;
 	size_t i;
 
-	j->call = NULL;
-	if (j->finished) {
-		pjob_finish(j, 0, NULL, NULL);
+	if (!pjob_answer(j, code, body, &o))
 		return;
-	}
-	if (code == 200)
-		o = json_loadb((const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body),
-			       0, NULL);
 	json_array_foreach(json_object_get(o, "results"), i, x)
 	{
 		struct where w = {0};
@@ -1025,17 +1036,11 @@ static void
 on_list(void *arg, int code, enum loc_event why, struct evbuffer *body)
 {
 	struct pjob *j = arg;
-	json_t *o = NULL, *x;
+	json_t *o, *x;
 	size_t i;
 
-	j->call = NULL;
-	if (j->finished) {
-		pjob_finish(j, 0, NULL, NULL);
+	if (!pjob_answer(j, code, body, &o))
 		return;
-	}
-	if (code == 200)
-		o = json_loadb((const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body),
-			       0, NULL);
 	if (!json_is_array(json_object_get(o, "contents"))) {
 		json_decref(o);
 		if (why == EV_FAILED_STOPPING)

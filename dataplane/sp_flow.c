@@ -337,63 +337,82 @@ sp_loc_store(struct sp_tcp_worker *tw, const struct sp_loc_msg *m, uint64_t now)
 /* ---- segments shortpath makes -------------------------------------------------------------- */
 
 int
+sp_tcp_seg_write(struct rte_mbuf *m, const struct sp_tcp_seg *s, const void *p1, uint32_t l1,
+		 const void *p2, uint32_t l2)
+{
+	uint16_t hlen = (uint16_t)(sizeof(struct rte_tcp_hdr) + s->optlen);
+	struct rte_ether_hdr *eth;
+	struct rte_ipv4_hdr *ip;
+	struct rte_tcp_hdr *tcp;
+
+	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(
+		m, (uint16_t)(sizeof(*eth) + sizeof(*ip) + hlen + l1 + l2));
+	if (eth == NULL)
+		return -ENOSPC;
+	ip = (struct rte_ipv4_hdr *)(eth + 1);
+	tcp = (struct rte_tcp_hdr *)(ip + 1);
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	rte_ether_addr_copy(s->src_mac, &eth->src_addr);
+	rte_ether_addr_copy(s->dst_mac, &eth->dst_addr);
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->type_of_service = 0;
+	ip->total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + hlen + l1 + l2));
+	ip->packet_id = rte_cpu_to_be_16(s->ip_id);
+	ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+	ip->time_to_live = 64;
+	ip->next_proto_id = IPPROTO_TCP;
+	ip->hdr_checksum = 0;
+	ip->src_addr = s->src_ip;
+	ip->dst_addr = s->dst_ip;
+	tcp->src_port = s->sport;
+	tcp->dst_port = s->dport;
+	tcp->sent_seq = rte_cpu_to_be_32(s->seq);
+	tcp->recv_ack = rte_cpu_to_be_32(s->ack);
+	tcp->data_off = (uint8_t)((hlen / 4) << 4);
+	tcp->tcp_flags = s->flags;
+	tcp->rx_win = rte_cpu_to_be_16(s->win);
+	tcp->cksum = 0;
+	tcp->tcp_urp = 0;
+	if (s->optlen)
+		memcpy(tcp + 1, s->opt, s->optlen);
+	if (l1)
+		memcpy((uint8_t *)(tcp + 1) + s->optlen, p1, l1);
+	if (l2)
+		memcpy((uint8_t *)(tcp + 1) + s->optlen + l1, p2, l2);
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
+	return 0;
+}
+
+int
 sp_flow_send(struct sp_worker *w, const struct sp_flow *f, bool to_vm, uint32_t seq, uint32_t ack,
 	     uint8_t flags, uint16_t win, const uint8_t *opt, uint8_t optlen, const void *p1,
 	     uint32_t l1, const void *p2, uint32_t l2)
 {
 	struct sp_tcp_worker *tw = w->tcp;
-	uint16_t hlen = (uint16_t)(sizeof(struct rte_tcp_hdr) + optlen);
-	uint32_t plen = l1 + l2;
-	struct rte_ether_hdr *eth;
-	struct rte_ipv4_hdr *ip;
-	struct rte_tcp_hdr *tcp;
+	struct sp_tcp_seg s = {
+		.src_mac = to_vm ? &f->gw_mac : &f->vm_mac,
+		.dst_mac = to_vm ? &f->vm_mac : &f->gw_mac,
+		.src_ip = to_vm ? f->vip : f->vm_ip,
+		.dst_ip = to_vm ? f->vm_ip : f->be_ip,
+		.sport = to_vm ? f->vport : f->vm_port,
+		.dport = to_vm ? f->vm_port : f->be_port,
+		.seq = seq,
+		.ack = ack,
+		.flags = flags,
+		.win = win,
+		.ip_id = tw->ip_id++,
+		.opt = opt,
+		.optlen = optlen,
+	};
 	struct rte_mbuf *m;
-	uint8_t *p;
 
 	m = rte_pktmbuf_alloc(w->dp->pool);
-	if (m == NULL) {
-		SP_TCP_CNT(tw, ALLOC_FAILED);
-		return -ENOBUFS;
-	}
-	p = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(sizeof(*eth) + sizeof(*ip) + hlen + plen));
-	if (p == NULL) {
+	if (m == NULL || sp_tcp_seg_write(m, &s, p1, l1, p2, l2) != 0) {
 		rte_pktmbuf_free(m);
 		SP_TCP_CNT(tw, ALLOC_FAILED);
 		return -ENOBUFS;
 	}
-	eth = (struct rte_ether_hdr *)p;
-	ip = (struct rte_ipv4_hdr *)(eth + 1);
-	tcp = (struct rte_tcp_hdr *)(ip + 1);
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	rte_ether_addr_copy(to_vm ? &f->gw_mac : &f->vm_mac, &eth->src_addr);
-	rte_ether_addr_copy(to_vm ? &f->vm_mac : &f->gw_mac, &eth->dst_addr);
-	ip->version_ihl = RTE_IPV4_VHL_DEF;
-	ip->type_of_service = 0;
-	ip->total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + hlen + plen));
-	ip->packet_id = rte_cpu_to_be_16(tw->ip_id++);
-	ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
-	ip->time_to_live = 64;
-	ip->next_proto_id = IPPROTO_TCP;
-	ip->hdr_checksum = 0;
-	ip->src_addr = to_vm ? f->vip : f->vm_ip;
-	ip->dst_addr = to_vm ? f->vm_ip : f->be_ip;
-	tcp->src_port = to_vm ? f->vport : f->vm_port;
-	tcp->dst_port = to_vm ? f->vm_port : f->be_port;
-	tcp->sent_seq = rte_cpu_to_be_32(seq);
-	tcp->recv_ack = rte_cpu_to_be_32(ack);
-	tcp->data_off = (uint8_t)((hlen / 4) << 4);
-	tcp->tcp_flags = flags;
-	tcp->rx_win = rte_cpu_to_be_16(win);
-	tcp->cksum = 0;
-	tcp->tcp_urp = 0;
-	if (optlen)
-		memcpy(tcp + 1, opt, optlen);
-	if (l1)
-		memcpy((uint8_t *)(tcp + 1) + optlen, p1, l1);
-	if (l2)
-		memcpy((uint8_t *)(tcp + 1) + optlen + l1, p2, l2);
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
 	sp_worker_tx(w, to_vm ? f->port_idx : w->dp->uplink_idx, m);
 	return 0;
 }

@@ -104,6 +104,27 @@ enum sp_flow_state {
 		SP_FLOW_STATE_MAX
 };
 
+/* One TCP/IPv4 segment's addresses and header fields (addresses and ports in network byte
+ * order, the rest in host order). */
+struct sp_tcp_seg {
+	const struct rte_ether_addr *src_mac, *dst_mac;
+	uint32_t src_ip, dst_ip;
+	uint16_t sport, dport;
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint16_t win;
+	uint16_t ip_id;
+	const uint8_t *opt;
+	uint8_t optlen;
+};
+
+/*
+ * Append an Ethernet/IPv4/TCP frame for s with payload p1 then p2 to the empty mbuf m (TTL 64,
+ * DF, both checksums). -ENOSPC if it does not fit the mbuf.
+ */
+int sp_tcp_seg_write(struct rte_mbuf *m, const struct sp_tcp_seg *s, const void *p1, uint32_t l1,
+		     const void *p2, uint32_t l2);
+
 /* Set up / tear down a worker's endpoint (flow table, buffers, locator cache). */
 int sp_tcp_worker_create(struct sp_dp *dp, struct sp_worker *w, char *err, size_t errlen);
 void sp_tcp_worker_destroy(struct sp_worker *w);

@@ -1,6 +1,7 @@
 """Shared helpers for shortpath's integration tests: run shortpathd, query telemetry and the API."""
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,6 +26,24 @@ def free_tcp_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def free_port_block(n):
+    """A base port with n consecutive free TCP ports on 127.0.0.1."""
+    for _ in range(50):
+        base = random.randrange(20000, 60000 - n)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                socks.append(socket.socket())
+                socks[-1].bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no block of free ports")
 
 
 def wait_for(fn, timeout=10.0, interval=0.05, what="condition"):

@@ -11,7 +11,6 @@ import concurrent.futures
 import glob
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -30,8 +29,8 @@ import redis as redislib
 from botocore.config import Config
 
 import pcaps
-from sphelpers import (ROOT, Daemon, Redis, base_config, free_tcp_port, run_check, telemetry,
-                       wait_for)
+from sphelpers import (ROOT, Daemon, Redis, base_config, free_port_block, free_tcp_port, run_check,
+                       telemetry, wait_for)
 from test_telemetry_api import parse_prometheus
 
 SERVICE_DIR = os.path.join(ROOT, "tools", "lab", "service")
@@ -58,24 +57,6 @@ EVENTS = ("requests_resolve", "requests_refresh", "requests_listing", "requests_
 
 
 # --- the lab object service ----------------------------------------------------------------------
-
-def free_port_block(n):
-    """A base port with n consecutive free TCP ports on 127.0.0.1."""
-    for _ in range(50):
-        base = random.randrange(20000, 60000 - n)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                socks.append(socket.socket())
-                socks[-1].bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no block of free ports")
-
 
 def svcctl(*args):
     return subprocess.run([SVCCTL, *args], capture_output=True, text=True, timeout=90)

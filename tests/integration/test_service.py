@@ -47,31 +47,13 @@ def md5_etag(data):
     return '"' + hashlib.md5(data).hexdigest() + '"'
 
 
-def free_port_block(n):
-    """A base port with n consecutive free TCP ports on 127.0.0.1."""
-    for _ in range(50):
-        base = random.randrange(20000, 60000 - n)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                socks.append(socket.socket())
-                socks[-1].bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no block of free ports")
-
-
 def svcctl(*args):
     return subprocess.run([SVCCTL, *args], capture_output=True, text=True, timeout=60)
 
 
 def service_up(base, *extra):
     for _ in range(3):  # a port may be taken between choosing and binding it: take another block
-        r = svcctl("up", "--base", str(base), "--port-base", str(free_port_block(12)), *extra)
+        r = svcctl("up", "--base", str(base), "--port-base", str(sp.free_port_block(12)), *extra)
         if r.returncode == 0:
             with open(os.path.join(base, "env.json")) as f:
                 return json.load(f)

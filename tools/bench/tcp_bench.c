@@ -214,10 +214,21 @@ static struct rte_mbuf *
 make_frame(struct bench *b, struct txn *t, bool from_vm, uint32_t seq, uint32_t ack, uint8_t flags,
 	   uint16_t win, const uint8_t *opt, uint8_t optlen, const void *pl, uint32_t plen)
 {
-	uint16_t hlen = (uint16_t)(sizeof(struct rte_tcp_hdr) + optlen);
-	struct rte_ether_hdr *eth;
-	struct rte_ipv4_hdr *ip;
-	struct rte_tcp_hdr *tcp;
+	struct sp_tcp_seg s = {
+		.src_mac = from_vm ? &vm_mac : &gw_mac,
+		.dst_mac = from_vm ? &gw_mac : &vm_mac,
+		.src_ip = from_vm ? t->vm_ip : rte_cpu_to_be_32(NODE_IP),
+		.dst_ip = from_vm ? rte_cpu_to_be_32(VIP) : t->vm_ip,
+		.sport = rte_cpu_to_be_16(from_vm ? t->vm_port : SVC_PORT),
+		.dport = rte_cpu_to_be_16(from_vm ? SVC_PORT : t->vm_port),
+		.seq = seq,
+		.ack = ack,
+		.flags = flags,
+		.win = win,
+		.ip_id = from_vm ? t->vm_ipid++ : t->node_ipid++,
+		.opt = opt,
+		.optlen = optlen,
+	};
 	struct rte_mbuf *m;
 
 	m = rte_pktmbuf_alloc(b->dp->pool);
@@ -225,38 +236,11 @@ make_frame(struct bench *b, struct txn *t, bool from_vm, uint32_t seq, uint32_t 
 		failf(b, t, "packet pool empty");
 		return NULL;
 	}
-	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(
-		m, (uint16_t)(sizeof(*eth) + sizeof(*ip) + hlen + plen));
-	ip = (struct rte_ipv4_hdr *)(eth + 1);
-	tcp = (struct rte_tcp_hdr *)(ip + 1);
-	rte_ether_addr_copy(from_vm ? &vm_mac : &gw_mac, &eth->src_addr);
-	rte_ether_addr_copy(from_vm ? &gw_mac : &vm_mac, &eth->dst_addr);
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	ip->version_ihl = RTE_IPV4_VHL_DEF;
-	ip->type_of_service = 0;
-	ip->total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + hlen + plen));
-	ip->packet_id = rte_cpu_to_be_16(from_vm ? t->vm_ipid++ : t->node_ipid++);
-	ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
-	ip->time_to_live = 64;
-	ip->next_proto_id = IPPROTO_TCP;
-	ip->hdr_checksum = 0;
-	ip->src_addr = from_vm ? t->vm_ip : rte_cpu_to_be_32(NODE_IP);
-	ip->dst_addr = from_vm ? rte_cpu_to_be_32(VIP) : t->vm_ip;
-	tcp->src_port = rte_cpu_to_be_16(from_vm ? t->vm_port : SVC_PORT);
-	tcp->dst_port = rte_cpu_to_be_16(from_vm ? SVC_PORT : t->vm_port);
-	tcp->sent_seq = rte_cpu_to_be_32(seq);
-	tcp->recv_ack = rte_cpu_to_be_32(ack);
-	tcp->data_off = (uint8_t)((hlen / 4) << 4);
-	tcp->tcp_flags = flags;
-	tcp->rx_win = rte_cpu_to_be_16(win);
-	tcp->cksum = 0;
-	tcp->tcp_urp = 0;
-	if (optlen)
-		memcpy(tcp + 1, opt, optlen);
-	if (plen)
-		memcpy((uint8_t *)(tcp + 1) + optlen, pl, plen);
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
+	if (sp_tcp_seg_write(m, &s, pl, plen, NULL, 0) != 0) {
+		rte_pktmbuf_free(m);
+		failf(b, t, "frame too large for an mbuf");
+		return NULL;
+	}
 	return m;
 }
 
