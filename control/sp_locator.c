@@ -23,6 +23,7 @@
 #include <rte_ring.h>
 
 #include "sp_api.h"
+#include "sp_conf.h"
 #include "sp_ctl.h"
 #include "sp_loc.h"
 #include "sp_locator_int.h"
@@ -105,18 +106,6 @@ mono_us(void)
 
 /* ---- names --------------------------------------------------------------------------------- */
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Hex text to bytes; -EINVAL on a bad digit, an odd length or more than SECRET_MAX bytes. */
 /* Percent-decode s (n bytes) into out; -EINVAL on a bad escape or a NUL byte. */
 static int
@@ -132,8 +121,8 @@ pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t cap, size
 
 			if (i + 2 >= n)
 				return -EINVAL;
-			hi = hexval((unsigned char)s[i + 1]);
-			lo = hexval((unsigned char)s[i + 2]);
+			hi = sp_conf_hexval((unsigned char)s[i + 1]);
+			lo = sp_conf_hexval((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -EINVAL;
 			c = hi << 4 | lo;

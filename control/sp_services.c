@@ -2,6 +2,7 @@
  * API, and the table the workers read. */
 #include "sp_services.h"
 #include "sp_loc.h"
+#include "sp_nodeauth.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,7 +29,6 @@
 #include "sp_redis.h"
 
 #define NAME_MAX_LEN 32
-#define KEY_ID_MAX_LEN 64
 #define TTL_MAX_S 86400
 #define REDIS_HASH "sp:services"
 #define REDIS_EPOCH "sp:services:epoch"
@@ -129,20 +129,6 @@ parse_ip(const char *v, bool *ipv6, uint8_t addr[16])
 		return true;
 	}
 	return false;
-}
-
-static bool
-key_id_ok(const char *v)
-{
-	size_t i, len = strlen(v);
-
-	if (len == 0 || len > KEY_ID_MAX_LEN)
-		return false;
-	for (i = 0; i < len; i++)
-		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
-		      (v[i] >= '0' && v[i] <= '9') || v[i] == '_' || v[i] == '.' || v[i] == '-'))
-			return false;
-	return true;
 }
 
 static json_t *
@@ -250,10 +236,10 @@ validate(const json_t *body, const json_t *base, json_t **out, bool *ipv6, uint8
 			    sp_conf_check_addrport(json_string_value(v), &why) != 0)
 				rc = bad(e, "storage_manager", "%s", why);
 		} else if (strcmp(k, "node_key_id") == 0) {
-			if (!json_is_string(v) || !key_id_ok(json_string_value(v)))
+			if (!json_is_string(v) || !sp_nodeauth_key_id_ok(json_string_value(v)))
 				rc = bad(e, "node_key_id",
 					 "must be 1 to %d characters of A-Z a-z 0-9 _ . -",
-					 KEY_ID_MAX_LEN);
+					 SP_NODEAUTH_KEY_ID_MAX);
 		} else if (strcmp(k, "cache") == 0) {
 			rc = check_cache(v, json_object_get(d, "cache"), e);
 			continue; /* merged field by field */

@@ -220,12 +220,12 @@ parse_enum(const char *choices, const char *v, int64_t *out)
 	return -EINVAL;
 }
 
-static int
-hexval(char c)
+int
+sp_conf_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
-	c = (char)tolower((unsigned char)c);
+	c = tolower(c);
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
@@ -238,8 +238,8 @@ parse_mac(const char *v, uint8_t mac[6])
 	if (strlen(v) != 17)
 		return -EINVAL;
 	for (i = 0; i < 6; i++) {
-		hi = hexval(v[i * 3]);
-		lo = hexval(v[i * 3 + 1]);
+		hi = sp_conf_hexval((unsigned char)v[i * 3]);
+		lo = sp_conf_hexval((unsigned char)v[i * 3 + 1]);
 		if (hi < 0 || lo < 0 || (i < 5 && v[i * 3 + 2] != ':'))
 			return -EINVAL;
 		mac[i] = (uint8_t)(hi << 4 | lo);

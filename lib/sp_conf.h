@@ -135,6 +135,9 @@ int sp_conf_finish(struct sp_conf *cfg, char *err, size_t errlen);
  */
 int sp_conf_check_addrport(const char *v, const char **why);
 
+/* The value of hex digit c (either case), or -1. */
+int sp_conf_hexval(int c);
+
 /* Parse "1,3-5" into lcore ids. Returns the count, or -EINVAL. */
 int sp_conf_parse_cpulist(const char *s, unsigned int *out, unsigned int max);
 

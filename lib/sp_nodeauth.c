@@ -14,6 +14,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "sp_conf.h"
+
 struct sp_nodeauth_key {
 	char id[SP_NODEAUTH_KEY_ID_MAX + 1]; /* "" for a bare secret: used for any key id */
 	uint8_t secret[SP_NODEAUTH_SECRET_MAX];
@@ -27,18 +29,6 @@ struct sp_nodeauth_keys {
 
 /* ---- the node keys file -------------------------------------------------------------------- */
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Hex text to bytes; -EINVAL on a bad digit, an odd length or more than SECRET_MAX bytes. */
 static int
 unhex(const char *s, size_t n, uint8_t *out, size_t *len)
@@ -48,7 +38,8 @@ unhex(const char *s, size_t n, uint8_t *out, size_t *len)
 	if (n == 0 || n % 2 != 0 || n / 2 > SP_NODEAUTH_SECRET_MAX)
 		return -EINVAL;
 	for (i = 0; i < n; i += 2) {
-		int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+		int hi = sp_conf_hexval((unsigned char)s[i]),
+		    lo = sp_conf_hexval((unsigned char)s[i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
@@ -58,9 +49,8 @@ unhex(const char *s, size_t n, uint8_t *out, size_t *len)
 	return 0;
 }
 
-/* As the services API takes node_key_id. */
-static bool
-key_id_ok(const char *v)
+bool
+sp_nodeauth_key_id_ok(const char *v)
 {
 	size_t i, len = strlen(v);
 
@@ -146,7 +136,7 @@ keys_read(const char *path, struct sp_nodeauth_keys *keys, char *err, size_t err
 					 lineno, SP_NODEAUTH_SECRET_MAX);
 				rc = -EINVAL;
 			}
-		} else if (!key_id_ok(f1)) {
+		} else if (!sp_nodeauth_key_id_ok(f1)) {
 			KEYS_ERR("line %u: a key id is 1 to %d of A-Z a-z 0-9 _ . -", lineno,
 				 SP_NODEAUTH_KEY_ID_MAX);
 			rc = -EINVAL;

@@ -2,6 +2,7 @@
 #ifndef SP_NODEAUTH_H
 #define SP_NODEAUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,5 +51,8 @@ int sp_nodeauth_format(const uint8_t *secret, size_t secret_len, const char *key
 /* sp_nodeauth_format with key's secret, under key_id (the service's node_key_id). */
 int sp_nodeauth_cred(const struct sp_nodeauth_key *key, const char *key_id, const char *method,
 		     const char *path, size_t path_len, int64_t expires, char *out, size_t outlen);
+
+/* A key id as keys files and the services API (node_key_id) take it: 1..64 of [A-Za-z0-9_.-]. */
+bool sp_nodeauth_key_id_ok(const char *v);
 
 #endif /* SP_NODEAUTH_H */
