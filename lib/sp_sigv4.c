@@ -11,6 +11,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "sp_conf.h"
+
 #define SP_SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 #define SP_SIGV4_TERMINATOR "aws4_request"
 #define SP_SIGV4_STS_MAX 256 /* string to sign: 17 + 17 + scope (<= 92) + 1 + 64 */
@@ -101,16 +103,17 @@ sp_sigv4_span_ok(struct sp_http_span s, size_t len)
 	return s.off <= len && s.len <= len - s.off;
 }
 
+/* The byte of the %XX escape at s[*i] (s[*i] == '%'), *i moved past it; -1 if malformed. */
 static inline int
-sp_sigv4_hexval(uint8_t c)
+sp_sigv4_pct_byte(const char *s, size_t n, size_t *i)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	int h, l;
+
+	if (n - *i < 3 || (h = sp_conf_hexval((uint8_t)s[*i + 1])) < 0 ||
+	    (l = sp_conf_hexval((uint8_t)s[*i + 2])) < 0)
+		return -1;
+	*i += 3;
+	return h << 4 | l;
 }
 
 /* Python's str.isspace() of an ISO-8859-1 character (how the lab strips and splits values). */
@@ -170,13 +173,11 @@ sp_sigv4_unquote(const char *s, size_t n, char *out, size_t cap)
 		uint8_t c = (uint8_t)s[i];
 
 		if (c == '%') {
-			int h, l;
+			int b = sp_sigv4_pct_byte(s, n, &i);
 
-			if (n - i < 3 || (h = sp_sigv4_hexval((uint8_t)s[i + 1])) < 0 ||
-			    (l = sp_sigv4_hexval((uint8_t)s[i + 2])) < 0)
+			if (b < 0)
 				return -SP_SIGV4_ERR_BAD_ENCODING;
-			c = (uint8_t)(h << 4 | l);
-			i += 3;
+			c = (uint8_t)b;
 		} else {
 			i++;
 		}
@@ -304,13 +305,11 @@ sp_sigv4_out_canon(struct sp_sigv4_out *o, const char *s, size_t n, bool slash)
 		uint8_t c = (uint8_t)s[i];
 
 		if (c == '%') {
-			int h, l;
+			int b = sp_sigv4_pct_byte(s, n, &i);
 
-			if (n - i < 3 || (h = sp_sigv4_hexval((uint8_t)s[i + 1])) < 0 ||
-			    (l = sp_sigv4_hexval((uint8_t)s[i + 2])) < 0)
+			if (b < 0)
 				return -SP_SIGV4_ERR_BAD_ENCODING;
-			c = (uint8_t)(h << 4 | l);
-			i += 3;
+			c = (uint8_t)b;
 		} else {
 			if (c <= 0x20 || c >= 0x7f)
 				return -SP_SIGV4_ERR_BAD_ENCODING;

@@ -361,113 +361,127 @@ ossl_hmac_free(struct ossl_hmac *h)
 	EVP_MAC_free(h->mac);
 }
 
+/* What one SigV4 measurement works on; each case below is one operation on it. */
+struct sv_case {
+	size_t len;
+	struct sp_http_req req;
+	struct sp_sigv4_auth auth;
+	struct ossl_hmac oh;
+	char sts[256];
+	size_t sts_len;
+	uint8_t key[32], mac[32];
+};
+
+/* floors: the one HMAC-SHA256 of the string to sign that any verifier computes */
+static uint64_t
+sv_hmac_oneshot(struct sv_case *c, int i)
+{
+	unsigned int maclen;
+
+	c->sts[0] = (char)('A' + (i & 1)); /* not hoisted out of the loop */
+	sink += c->mac[0];
+	return HMAC(EVP_sha256(), c->key, 32, (const unsigned char *)c->sts, c->sts_len, c->mac,
+		    &maclen) == NULL;
+}
+
+static uint64_t
+sv_hmac_ctx(struct sv_case *c, int i)
+{
+	size_t ml;
+
+	c->sts[0] = (char)('A' + (i & 1));
+	sink += c->mac[0];
+	return EVP_MAC_init(c->oh.ctx, c->key, 32, NULL) != 1 ||
+	       EVP_MAC_update(c->oh.ctx, (const unsigned char *)c->sts, c->sts_len) != 1 ||
+	       EVP_MAC_final(c->oh.ctx, c->mac, &ml, sizeof(c->mac)) != 1;
+}
+
+static uint64_t
+sv_verify(struct sv_case *c, int i)
+{
+	(void)i;
+	return (sp_sigv4_parse_auth(sigv4_head, c->len, &c->req, "us-east-1", SIGV4_NOW,
+				    &c->auth) != 0) +
+	       (sp_sigv4_verify(sigv4_head, c->len, &c->req, &c->auth, c->key) != 0);
+}
+
+static uint64_t
+sv_derive_verify(struct sv_case *c, int i)
+{
+	(void)i;
+	return (sp_sigv4_parse_auth(sigv4_head, c->len, &c->req, "us-east-1", SIGV4_NOW,
+				    &c->auth) != 0) +
+	       (sp_sigv4_signing_key(sigv4_secret, sizeof(sigv4_secret) - 1, c->auth.scope_date,
+				     c->auth.region, c->auth.service, c->key) != 0) +
+	       (sp_sigv4_verify(sigv4_head, c->len, &c->req, &c->auth, c->key) != 0);
+}
+
+static uint64_t
+sv_http_verify(struct sv_case *c, int i)
+{
+	sp_http_req_init(&c->req);
+	return (sp_http_parse_request(sigv4_head, c->len, &c->req, NULL) != (int)c->len) +
+	       sv_verify(c, i);
+}
+
+/* Run op for seconds in rounds of 256, report it against ref_ns; its ns per op. */
+static double
+sv_run(struct sv_case *c, const char *what, uint64_t (*op)(struct sv_case *, int), double seconds,
+       double ref_ns, uint64_t *bad)
+{
+	uint64_t ops = 0;
+	double t0 = now_s(), t;
+
+	do {
+		for (int i = 0; i < 256; i++)
+			*bad += op(c, i);
+		ops += 256;
+	} while ((t = now_s()) - t0 < seconds);
+	report(what, ops, t - t0, ref_ns);
+	return (t - t0) * 1e9 / (double)ops;
+}
+
 static int
 bench_sigv4(double seconds)
 {
-	const size_t len = sizeof(sigv4_head) - 1;
-	static struct sp_http_req req;
-	struct sp_sigv4_auth auth;
-	struct ossl_hmac oh;
-	char creq[1024], sts[256];
-	uint8_t key[32], mac[32];
-	unsigned int maclen;
-	uint64_t ops, bad = 0;
-	double t0, t, ref_ns;
-	size_t ml;
+	static struct sv_case c;
+	char creq[1024];
+	uint64_t bad = 0;
+	double ref_ns;
 	int n;
 
-	sp_http_req_init(&req);
-	if (sp_http_parse_request(sigv4_head, len, &req, NULL) != (int)len ||
-	    sp_sigv4_parse_auth(sigv4_head, len, &req, "us-east-1", SIGV4_NOW, &auth) != 0 ||
-	    sp_sigv4_signing_key(sigv4_secret, sizeof(sigv4_secret) - 1, auth.scope_date,
-				 auth.region, auth.service, key) != 0 ||
-	    (n = sp_sigv4_canonical_request(sigv4_head, len, &req, &auth, creq, sizeof(creq))) <
-		    0 ||
-	    (n = sp_sigv4_string_to_sign(&auth, creq, (size_t)n, sts, sizeof(sts))) < 0) {
+	c.len = sizeof(sigv4_head) - 1;
+	sp_http_req_init(&c.req);
+	if (sp_http_parse_request(sigv4_head, c.len, &c.req, NULL) != (int)c.len ||
+	    sp_sigv4_parse_auth(sigv4_head, c.len, &c.req, "us-east-1", SIGV4_NOW, &c.auth) != 0 ||
+	    sp_sigv4_signing_key(sigv4_secret, sizeof(sigv4_secret) - 1, c.auth.scope_date,
+				 c.auth.region, c.auth.service, c.key) != 0 ||
+	    (n = sp_sigv4_canonical_request(sigv4_head, c.len, &c.req, &c.auth, creq,
+					    sizeof(creq))) < 0 ||
+	    (n = sp_sigv4_string_to_sign(&c.auth, creq, (size_t)n, c.sts, sizeof(c.sts))) < 0) {
 		fprintf(stderr, "lib_bench: the SigV4 example does not parse\n");
 		return -EINVAL;
 	}
-	if (ossl_hmac_init(&oh) != 0) {
+	c.sts_len = (size_t)n;
+	if (ossl_hmac_init(&c.oh) != 0) {
 		fprintf(stderr, "lib_bench: OpenSSL has no HMAC\n");
-		ossl_hmac_free(&oh);
+		ossl_hmac_free(&c.oh);
 		return -ENOTSUP;
 	}
-	printf("SigV4 verification (AWS's GET Object example, %zu bytes, %.1f s each):\n", len,
+	printf("SigV4 verification (AWS's GET Object example, %zu bytes, %.1f s each):\n", c.len,
 	       seconds);
 	/*
 	 * references, the floor: the one HMAC-SHA256 of the string to sign (cached key) that any
 	 * verifier computes, with OpenSSL's one-shot HMAC() and with its fastest HMAC interface;
 	 * the ratios are to the latter
 	 */
-	t0 = now_s();
-	ops = 0;
-	do {
-		for (int i = 0; i < 256; i++) {
-			sts[0] = (char)('A' + (i & 1)); /* not hoisted out of the loop */
-			bad += HMAC(EVP_sha256(), key, 32, (const unsigned char *)sts, (size_t)n,
-				    mac, &maclen) == NULL;
-			sink += mac[0];
-		}
-		ops += 256;
-	} while ((t = now_s()) - t0 < seconds);
-	report("OpenSSL HMAC() of the string to sign", ops, t - t0, 0);
-
-	t0 = now_s();
-	ops = 0;
-	do {
-		for (int i = 0; i < 256; i++) {
-			sts[0] = (char)('A' + (i & 1));
-			bad += EVP_MAC_init(oh.ctx, key, 32, NULL) != 1 ||
-			       EVP_MAC_update(oh.ctx, (const unsigned char *)sts, (size_t)n) != 1 ||
-			       EVP_MAC_final(oh.ctx, mac, &ml, sizeof(mac)) != 1;
-			sink += mac[0];
-		}
-		ops += 256;
-	} while ((t = now_s()) - t0 < seconds);
-	ref_ns = (t - t0) * 1e9 / (double)ops;
-	report("same, EVP_MAC HMAC context reused", ops, t - t0, 0);
-	ossl_hmac_free(&oh);
-
-	t0 = now_s();
-	ops = 0;
-	do {
-		for (int i = 0; i < 256; i++) {
-			bad += sp_sigv4_parse_auth(sigv4_head, len, &req, "us-east-1", SIGV4_NOW,
-						   &auth) != 0;
-			bad += sp_sigv4_verify(sigv4_head, len, &req, &auth, key) != 0;
-		}
-		ops += 256;
-	} while ((t = now_s()) - t0 < seconds);
-	report("parse_auth + verify, cached signing key", ops, t - t0, ref_ns);
-
-	t0 = now_s();
-	ops = 0;
-	do {
-		for (int i = 0; i < 256; i++) {
-			bad += sp_sigv4_parse_auth(sigv4_head, len, &req, "us-east-1", SIGV4_NOW,
-						   &auth) != 0;
-			bad += sp_sigv4_signing_key(sigv4_secret, sizeof(sigv4_secret) - 1,
-						    auth.scope_date, auth.region, auth.service,
-						    key) != 0;
-			bad += sp_sigv4_verify(sigv4_head, len, &req, &auth, key) != 0;
-		}
-		ops += 256;
-	} while ((t = now_s()) - t0 < seconds);
-	report("parse_auth + key derivation + verify", ops, t - t0, ref_ns);
-
-	t0 = now_s();
-	ops = 0;
-	do {
-		for (int i = 0; i < 256; i++) {
-			sp_http_req_init(&req);
-			bad += sp_http_parse_request(sigv4_head, len, &req, NULL) != (int)len;
-			bad += sp_sigv4_parse_auth(sigv4_head, len, &req, "us-east-1", SIGV4_NOW,
-						   &auth) != 0;
-			bad += sp_sigv4_verify(sigv4_head, len, &req, &auth, key) != 0;
-		}
-		ops += 256;
-	} while ((t = now_s()) - t0 < seconds);
-	report("HTTP parse + parse_auth + verify (cached)", ops, t - t0, ref_ns);
+	sv_run(&c, "OpenSSL HMAC() of the string to sign", sv_hmac_oneshot, seconds, 0, &bad);
+	ref_ns = sv_run(&c, "same, EVP_MAC HMAC context reused", sv_hmac_ctx, seconds, 0, &bad);
+	ossl_hmac_free(&c.oh);
+	sv_run(&c, "parse_auth + verify, cached signing key", sv_verify, seconds, ref_ns, &bad);
+	sv_run(&c, "parse_auth + key derivation + verify", sv_derive_verify, seconds, ref_ns, &bad);
+	sv_run(&c, "HTTP parse + parse_auth + verify (cached)", sv_http_verify, seconds, ref_ns,
+	       &bad);
 	if (bad != 0) {
 		fprintf(stderr, "lib_bench: %" PRIu64 " SigV4 verifications failed\n", bad);
 		return -EINVAL;
