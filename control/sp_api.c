@@ -1,5 +1,5 @@
 /* Management HTTP API on a kernel socket: /v1/health, /v1/stats (JSON), /metrics (Prometheus),
- * /v1/services, /v1/locators. */
+ * /v1/services (and their credentials), /v1/locators, /v1/auth. */
 #include "sp_api.h"
 
 #include <errno.h>
@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <rte_ethdev.h>
 
+#include "sp_auth_ctl.h"
 #include "sp_ctl.h"
 #include "sp_locator.h"
 #include "sp_log.h"
@@ -267,9 +268,16 @@ handle_metrics(struct sp_api *api, struct evhttp_request *req)
 			    (double)(sp_ctl_now_ms() - api->ctl->start_ms) / 1000.0);
 	sp_services_metrics(api->ctl->services, b);
 	sp_locator_metrics(api->ctl->locator, b);
+	sp_auth_metrics(api->ctl->auth, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_send_reply(req, HTTP_OK, "OK", NULL);
+}
+
+static void
+handle_auth(struct sp_api *api, struct evhttp_request *req)
+{
+	sp_api_send_json(req, HTTP_OK, sp_auth_stats_json(api->ctl->auth));
 }
 
 static void
@@ -282,6 +290,7 @@ dispatch(struct evhttp_request *req, void *arg)
 		{"/v1/health", handle_health},
 		{"/v1/stats", handle_stats},
 		{"/metrics", handle_metrics},
+		{"/v1/auth", handle_auth},
 	};
 	struct sp_api *api = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
@@ -292,6 +301,10 @@ dispatch(struct evhttp_request *req, void *arg)
 
 	if (path == NULL || *path == '\0')
 		path = "/";
+	if (sp_auth_is_credentials_path(path)) {
+		sp_auth_http(api->ctl->auth, req, path);
+		return;
+	}
 	if (strcmp(path, "/v1/services") == 0 || strncmp(path, "/v1/services/", 13) == 0) {
 		sp_services_http(api->ctl->services, req, path);
 		return;

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "sp_api.h"
+#include "sp_auth_ctl.h"
 #include "sp_locator.h"
 #include "sp_log.h"
 #include "sp_services.h"
@@ -104,6 +105,11 @@ sp_ctl_create(struct sp_ctl *ctl, const struct sp_conf *cfg, struct sp_dp *dp, c
 		snprintf(err, errlen, "cannot set up the services: %s", strerror(-rc));
 		return rc;
 	}
+	rc = sp_auth_create(ctl, &ctl->auth);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot set up local authentication: %s", strerror(-rc));
+		return rc;
+	}
 	rc = sp_locator_create(ctl, err, errlen, &ctl->locator);
 	if (rc != 0)
 		return rc;
@@ -130,6 +136,7 @@ void
 sp_ctl_stop(struct sp_ctl *ctl)
 {
 	sp_locator_stop(ctl->locator);
+	sp_auth_stop(ctl->auth);
 }
 
 void
@@ -139,11 +146,13 @@ sp_ctl_destroy(struct sp_ctl *ctl)
 	/* Redis first: commands in flight get their callbacks and answer their API requests
 	 * (503), then what is still queued for the services, then the API itself */
 	if (ctl->redis != NULL)
-		sp_redis_set_listener(ctl->redis, NULL, NULL, NULL);
+		sp_redis_clear_listeners(ctl->redis);
 	sp_redis_destroy(ctl->redis);
 	ctl->redis = NULL;
 	sp_locator_destroy(ctl->locator); /* its API requests were answered by sp_ctl_stop */
 	ctl->locator = NULL;
+	sp_auth_destroy(ctl->auth);
+	ctl->auth = NULL;
 	sp_services_destroy(ctl->services);
 	ctl->services = NULL;
 	sp_api_destroy(ctl->api);

@@ -13,6 +13,7 @@ struct sp_redis;
 struct sp_api;
 struct sp_services;
 struct sp_locator;
+struct sp_auth;
 
 struct sp_ctl {
 	const struct sp_conf *cfg;
@@ -26,6 +27,7 @@ struct sp_ctl {
 	struct sp_api *api;
 	struct sp_services *services;
 	struct sp_locator *locator;
+	struct sp_auth *auth; /* local authentication (sp_auth_ctl.h) */
 	uint64_t start_ms;
 	char instance[64]; /* host name: the instance's id in Redis */
 };
@@ -39,7 +41,8 @@ int sp_ctl_create(struct sp_ctl *ctl, const struct sp_conf *cfg, struct sp_dp *d
 /* Run until SIGINT/SIGTERM; then sp_ctl_stop. */
 int sp_ctl_run(struct sp_ctl *ctl);
 /* Let go of the dataplane (before sp_dp_destroy): the locator resolver answers or puts back the
- * messages it holds and clears its handler. Idempotent; sp_ctl_run calls it when the loop ends. */
+ * messages it holds and clears its handler, the authenticator clears its own. Idempotent;
+ * sp_ctl_run calls it when the loop ends. */
 void sp_ctl_stop(struct sp_ctl *ctl);
 void sp_ctl_destroy(struct sp_ctl *ctl);
 

@@ -36,9 +36,12 @@ struct sp_redis {
 	int hs_step;	       /* enum handshake_step in progress */
 	bool stopping;
 	struct sp_redis_info info; /* state is read by other threads: atomics */
-	sp_redis_event_fn on_up;   /* the handshake completed */
-	sp_redis_event_fn on_beat; /* a heartbeat was sent while up */
-	void *listener;
+	struct {
+		sp_redis_event_fn on_up;   /* the handshake completed */
+		sp_redis_event_fn on_beat; /* a heartbeat was sent while up */
+		void *arg;
+	} listeners[SP_REDIS_LISTENERS_MAX];
+	unsigned int n_listeners;
 };
 
 /* One command sent for a user of this module (sp_redis_command). */
@@ -144,6 +147,7 @@ heartbeat(struct sp_redis *r)
 {
 	struct timespec ts;
 	char alive[32];
+	unsigned int i;
 
 	if (__atomic_load_n(&r->info.state, __ATOMIC_ACQUIRE) != SP_REDIS_UP || r->inflight > 0)
 		return;
@@ -151,8 +155,9 @@ heartbeat(struct sp_redis *r)
 	snprintf(alive, sizeof(alive), "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 	(void)send_command(r, on_heartbeat_reply, "SET sp:node:{%s}:alive %s PX %" PRId64,
 			   r->instance, alive, r->cfg->redis_heartbeat_ms * 3);
-	if (r->on_beat != NULL)
-		r->on_beat(r->listener);
+	for (i = 0; i < r->n_listeners && r->ac != NULL; i++)
+		if (r->listeners[i].on_beat != NULL)
+			r->listeners[i].on_beat(r->listeners[i].arg);
 }
 
 static void
@@ -196,6 +201,7 @@ static void
 handshake_step(struct sp_redis *r, enum handshake_step step)
 {
 	char host[64] = "", pid[16], started[32];
+	unsigned int i;
 
 	r->hs_step = step;
 	switch (step) {
@@ -232,8 +238,9 @@ handshake_step(struct sp_redis *r, enum handshake_step step)
 		SP_LOG(NOTICE, "redis: up at %s (db %" PRId64 ")", r->cfg->redis_address,
 		       r->cfg->redis_db);
 		heartbeat(r);
-		if (r->on_up != NULL && r->ac != NULL)
-			r->on_up(r->listener);
+		for (i = 0; i < r->n_listeners && r->ac != NULL; i++)
+			if (r->listeners[i].on_up != NULL)
+				r->listeners[i].on_up(r->listeners[i].arg);
 		return;
 	}
 }
@@ -448,13 +455,24 @@ sp_redis_last_error(const struct sp_redis *r, char *buf, size_t len)
 	snprintf(buf, len, "%s", r->info.last_error);
 }
 
-void
-sp_redis_set_listener(struct sp_redis *r, sp_redis_event_fn on_up, sp_redis_event_fn on_beat,
+int
+sp_redis_add_listener(struct sp_redis *r, sp_redis_event_fn on_up, sp_redis_event_fn on_beat,
 		      void *arg)
 {
-	r->on_up = on_up;
-	r->on_beat = on_beat;
-	r->listener = arg;
+	if (r->n_listeners == SP_REDIS_LISTENERS_MAX)
+		return -ENOSPC;
+	r->listeners[r->n_listeners].on_up = on_up;
+	r->listeners[r->n_listeners].on_beat = on_beat;
+	r->listeners[r->n_listeners].arg = arg;
+	r->n_listeners++;
+	return 0;
+}
+
+void
+sp_redis_clear_listeners(struct sp_redis *r)
+{
+	memset(r->listeners, 0, sizeof(r->listeners));
+	r->n_listeners = 0;
 }
 
 static void

@@ -49,9 +49,14 @@ typedef void (*sp_redis_event_fn)(void *arg);
  */
 int sp_redis_command(struct sp_redis *r, sp_redis_reply_fn fn, void *arg, const char *fmt, ...);
 
-/* Callbacks on the control thread: on_up after every completed handshake, on_beat with every
- * heartbeat sent while up (either may be NULL). */
-void sp_redis_set_listener(struct sp_redis *r, sp_redis_event_fn on_up, sp_redis_event_fn on_beat,
-			   void *arg);
+#define SP_REDIS_LISTENERS_MAX 4
+
+/* Callbacks on the control thread, in the order added: on_up after every completed handshake,
+ * on_beat with every heartbeat sent while up (either may be NULL). 0, or -ENOSPC beyond
+ * SP_REDIS_LISTENERS_MAX. */
+int sp_redis_add_listener(struct sp_redis *r, sp_redis_event_fn on_up, sp_redis_event_fn on_beat,
+			  void *arg);
+/* No more callbacks (shutting down, before the listeners are freed). */
+void sp_redis_clear_listeners(struct sp_redis *r);
 
 #endif /* SP_REDIS_H */

@@ -1,6 +1,7 @@
 /* Enhanced services: validation, the Redis copy (sp:services, sp:services:epoch), the /v1/services
  * API, and the table the workers read. */
 #include "sp_services.h"
+#include "sp_auth.h"
 #include "sp_loc.h"
 #include "sp_nodeauth.h"
 
@@ -28,8 +29,9 @@
 #include "sp_log.h"
 #include "sp_redis.h"
 
-#define NAME_MAX_LEN 32
+#define NAME_MAX_LEN SP_SERVICES_NAME_MAX
 #define TTL_MAX_S 86400
+#define DEFAULT_REGION "us-east-1"
 #define REDIS_HASH "sp:services"
 #define REDIS_EPOCH "sp:services:epoch"
 
@@ -100,8 +102,8 @@ bad(struct verr *e, const char *field, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static bool
-name_ok(const char *n)
+bool
+sp_services_name_ok(const char *n)
 {
 	size_t i, len = strlen(n);
 
@@ -131,12 +133,40 @@ parse_ip(const char *v, bool *ipv6, uint8_t addr[16])
 	return false;
 }
 
+/* The auth modes by name ("auth"), in enum sp_auth_mode order. */
+static const char *const auth_modes[] = {"service", "none", "first", "every-request"};
+
+static int
+auth_mode(const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; name != NULL && i < RTE_DIM(auth_modes); i++)
+		if (strcmp(name, auth_modes[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* A SigV4 scope region: 1 to SP_SIGV4_REGION_MAX of a-z 0-9 - ("us-east-1"). */
+static bool
+region_ok(const char *r)
+{
+	size_t i, len = r != NULL ? strlen(r) : 0;
+
+	if (len == 0 || len > SP_SIGV4_REGION_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= '0' && r[i] <= '9') || r[i] == '-'))
+			return false;
+	return true;
+}
+
 static json_t *
 defaults(void)
 {
-	return json_pack("{s:i,s:s,s:[ss],s:{s:s,s:i},s:s}", "port", 80, "kind", "http-object",
+	return json_pack("{s:i,s:s,s:[ss],s:{s:s,s:i},s:s,s:s}", "port", 80, "kind", "http-object",
 			 "enhanced", "GET", "HEAD", "cache", "policy", "none", "ttl_s", 0, "auth",
-			 "service");
+			 "service", "region", DEFAULT_REGION);
 }
 
 static int
@@ -244,16 +274,14 @@ validate(const json_t *body, const json_t *base, json_t **out, bool *ipv6, uint8
 			rc = check_cache(v, json_object_get(d, "cache"), e);
 			continue; /* merged field by field */
 		} else if (strcmp(k, "auth") == 0) {
-			const char *a = json_string_value(v);
-
-			if (a != NULL &&
-			    (strcmp(a, "first") == 0 || strcmp(a, "every-request") == 0))
+			if (auth_mode(json_string_value(v)) < 0)
 				rc = bad(e, "auth",
-					 "\"%s\" needs local authentication, which this version "
-					 "does not have yet: use \"service\" or \"none\"",
-					 a);
-			else if (a == NULL || (strcmp(a, "service") != 0 && strcmp(a, "none") != 0))
-				rc = bad(e, "auth", "must be \"service\" or \"none\"");
+					 "must be \"service\", \"none\", \"first\" or "
+					 "\"every-request\"");
+		} else if (strcmp(k, "region") == 0) {
+			if (!region_ok(json_string_value(v)))
+				rc = bad(e, "region", "must be 1 to %d characters of a-z 0-9 -",
+					 SP_SIGV4_REGION_MAX);
 		} else if (strcmp(k, "name") == 0 || strcmp(k, "path") == 0 ||
 			   strcmp(k, "note") == 0 || strcmp(k, "epoch") == 0) {
 			continue; /* output-only: a GET's answer can be sent back as it is */
@@ -284,10 +312,19 @@ validate(const json_t *body, const json_t *base, json_t **out, bool *ipv6, uint8
 
 /* ---- state --------------------------------------------------------------------------------- */
 
+static enum sp_auth_mode
+def_auth(const json_t *def)
+{
+	int m = auth_mode(json_string_value(json_object_get(def, "auth")));
+
+	return m < 0 ? SP_AUTH_MODE_SERVICE : (enum sp_auth_mode)m;
+}
+
+/* On the direct path: something is enhanced, and the service is not the one authenticating. */
 static bool
 direct(const json_t *def)
 {
-	return strcmp(json_string_value(json_object_get(def, "auth")), "none") == 0 &&
+	return def_auth(def) != SP_AUTH_MODE_SERVICE &&
 	       json_array_size(json_object_get(def, "enhanced")) > 0;
 }
 
@@ -306,9 +343,29 @@ sp_services_backend(struct sp_services *s, uint16_t slot, struct sp_services_bac
 		 json_string_value(json_object_get(v->def, "storage_manager")));
 	snprintf(out->node_key_id, sizeof(out->node_key_id), "%s",
 		 json_string_value(json_object_get(v->def, "node_key_id")));
+	snprintf(out->region, sizeof(out->region), "%s",
+		 json_string_value(json_object_get(v->def, "region")));
+	out->auth = (uint8_t)def_auth(v->def);
 	out->direct = direct(v->def);
 	out->epoch = v->epoch;
 	return 0;
+}
+
+int
+sp_services_slot(struct sp_services *s, const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < SP_SVC_MAX; i++)
+		if (s->svc[i].used && strcmp(s->svc[i].name, name) == 0)
+			return (int)i;
+	return -ENOENT;
+}
+
+bool
+sp_services_loaded(const struct sp_services *s)
+{
+	return s->loaded;
 }
 
 /* The API's view of a service: the definition plus name, path, note and epoch. */
@@ -316,18 +373,36 @@ static json_t *
 service_json(const struct svc *v)
 {
 	json_t *o = json_deep_copy(v->def);
-	const char *auth = json_string_value(json_object_get(v->def, "auth"));
 	const char *note;
 
-	if (direct(v->def))
-		note = "auth = none: enhanced requests may go directly to the storage nodes";
-	else if (json_array_size(json_object_get(v->def, "enhanced")) == 0)
+	if (json_array_size(json_object_get(v->def, "enhanced")) == 0)
 		note = "no operation is enhanced: every request takes the ordinary path";
-	else if (strcmp(auth, "service") == 0)
-		note = "auth = service: the service authenticates requests, so enhanced requests "
-		       "take the ordinary path until local authentication is available";
 	else
-		note = "ordinary path";
+		switch (def_auth(v->def)) {
+		case SP_AUTH_MODE_NONE:
+			note = "auth = none: enhanced requests may go directly to the storage "
+			       "nodes, and nobody authenticates them";
+			break;
+		case SP_AUTH_MODE_FIRST:
+			note = "auth = first: shortpath verifies a client's signature with its "
+			       "credentials here (/v1/services/NAME/credentials) once per VM "
+			       "port and access key, then trusts that verdict for [auth] "
+			       "verdict_ttl_s or until the credential changes; the policy is "
+			       "checked on every request; enhanced requests may go directly to "
+			       "the storage nodes";
+			break;
+		case SP_AUTH_MODE_EVERY:
+			note = "auth = every-request: shortpath verifies every request's "
+			       "signature and policy with its credentials here "
+			       "(/v1/services/NAME/credentials); enhanced requests may go "
+			       "directly to the storage nodes";
+			break;
+		default:
+			note = "auth = service: the service authenticates requests, so every "
+			       "request takes the ordinary path (auth first or every-request "
+			       "authenticates them here and lets enhanced requests go direct)";
+			break;
+		}
 	json_object_set_new(o, "name", json_string(v->name));
 	json_object_set_new(o, "path", json_string(direct(v->def) ? "direct" : "ordinary"));
 	json_object_set_new(o, "note", json_string(note));
@@ -371,6 +446,9 @@ profile(const struct svc *v, struct sp_svc_profile *pr)
 	size_t i, m;
 
 	pr->flags = direct(v->def) && !v->ipv6 ? SP_SVC_F_DIRECT : 0;
+	pr->auth = (uint8_t)def_auth(v->def);
+	snprintf(pr->region, sizeof(pr->region), "%s",
+		 json_string_value(json_object_get(v->def, "region")));
 	pr->methods = 0;
 	for (i = 0; i < json_array_size(en); i++)
 		for (m = 0; m < SP_LOC_METHODS; m++)
@@ -542,7 +620,7 @@ on_reload(void *arg, const redisReply *reply)
 		struct svc *v;
 		int rc = -EINVAL;
 
-		if (!name_ok(name)) {
+		if (!sp_services_name_ok(name)) {
 			SP_LOG(WARNING,
 			       "services: %s: bad service name \"%.64s\" in Redis: skipped",
 			       REDIS_HASH, name);
@@ -839,7 +917,7 @@ sp_services_http(struct sp_services *s, struct evhttp_request *req, const char *
 				  "/v1/services/NAME takes GET, PUT, PATCH or DELETE");
 		return;
 	}
-	if (!name_ok(name)) {
+	if (!sp_services_name_ok(name)) {
 		snprintf(msg, sizeof(msg),
 			 "name \"%.40s\" must be 1 to %d of a-z 0-9 - _, starting with a letter or "
 			 "digit",
@@ -926,6 +1004,9 @@ sp_services_telemetry(struct sp_services *s, struct rte_tel_data *d)
 		rte_tel_data_add_dict_string(one, "vip", vip);
 		rte_tel_data_add_dict_u64(one, "port", v->port);
 		rte_tel_data_add_dict_string(one, "path", direct(v->def) ? "direct" : "ordinary");
+		rte_tel_data_add_dict_string(one, "auth", auth_modes[def_auth(v->def)]);
+		rte_tel_data_add_dict_string(one, "region",
+					     json_string_value(json_object_get(v->def, "region")));
 		rte_tel_data_add_dict_u64(one, "slot", i);
 		rte_tel_data_add_dict_u64(one, "vm_packets", c.vm_packets);
 		rte_tel_data_add_dict_u64(one, "vm_bytes", c.vm_bytes);
@@ -979,13 +1060,19 @@ int
 sp_services_create(struct sp_ctl *ctl, struct sp_services **out)
 {
 	struct sp_services *s = calloc(1, sizeof(*s));
+	int rc;
 
 	if (s == NULL)
 		return -ENOMEM;
 	s->ctl = ctl;
 	pthread_mutex_init(&s->lock, NULL);
 	TAILQ_INIT(&s->queue);
-	sp_redis_set_listener(ctl->redis, on_redis_up, on_redis_beat, s);
+	rc = sp_redis_add_listener(ctl->redis, on_redis_up, on_redis_beat, s);
+	if (rc != 0) {
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return rc;
+	}
 	*out = s;
 	return 0;
 }

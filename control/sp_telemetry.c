@@ -1,5 +1,5 @@
 /* DPDK telemetry commands /shortpath/stats, /shortpath/ports, /shortpath/lcores and
- * /shortpath/services, /shortpath/flows, /shortpath/locators. */
+ * /shortpath/services, /shortpath/flows, /shortpath/locators, /shortpath/auth. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 #include <rte_ethdev.h>
 #include <rte_telemetry.h>
 
+#include "sp_auth_ctl.h"
 #include "sp_ctl.h"
 #include "sp_locator.h"
 #include "sp_redis.h"
@@ -216,6 +217,15 @@ tel_locators_locked(const char *cmd, const char *params, struct rte_tel_data *d)
 	return sp_locator_telemetry(tel_ctl->locator, d);
 }
 
+/* Local authentication: the control thread's verifications and the workers' auth events. */
+static int
+tel_auth_locked(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	RTE_SET_USED(cmd);
+	RTE_SET_USED(params);
+	return sp_auth_telemetry(tel_ctl->auth, d);
+}
+
 /* Run one command under the lock, refusing once shortpathd is shutting down. */
 #define SP_TEL_WRAP(fn)                                                                            \
 	static int fn(const char *cmd, const char *params, struct rte_tel_data *d)                 \
@@ -233,6 +243,7 @@ SP_TEL_WRAP(tel_lcores)
 SP_TEL_WRAP(tel_services)
 SP_TEL_WRAP(tel_locators)
 SP_TEL_WRAP(tel_flows)
+SP_TEL_WRAP(tel_auth)
 
 int
 sp_telemetry_register(struct sp_ctl *ctl)
@@ -262,6 +273,10 @@ sp_telemetry_register(struct sp_ctl *ctl)
 	rc |= rte_telemetry_register_cmd("/shortpath/locators", tel_locators,
 					 "shortpath locator resolver: requests, outcomes, Redis, "
 					 "prefetch, storage manager latency. No parameters");
+	rc |= rte_telemetry_register_cmd(
+		"/shortpath/auth", tel_auth,
+		"shortpath local auth: credentials, verifications by outcome and reason, time, "
+		"workers' verdict hits. No parameters");
 	return rc == 0 ? 0 : -EINVAL;
 }
 

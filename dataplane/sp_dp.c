@@ -17,6 +17,8 @@
 #include <rte_ring_elem.h>
 
 #include "sp_dp.h"
+
+#include "sp_auth.h"
 #include "sp_loc.h"
 #include "sp_log.h"
 #include "sp_tcp_ep.h"
@@ -48,6 +50,14 @@ create_workers(struct sp_dp *dp, char *err, size_t errlen)
 					      RING_F_SP_ENQ | RING_F_SC_DEQ);
 		if (w->loc_ring == NULL) {
 			snprintf(err, errlen, "cannot create the locator ring of worker %u: %s", i,
+				 rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
+		snprintf(name, sizeof(name), "sp_auth_w%u", i);
+		w->auth_ring = rte_ring_create(name, 1024, (int)rte_lcore_to_socket_id(lcore),
+					       RING_F_SP_ENQ | RING_F_SC_DEQ);
+		if (w->auth_ring == NULL) {
+			snprintf(err, errlen, "cannot create the auth ring of worker %u: %s", i,
 				 rte_strerror(rte_errno));
 			return -ENOMEM;
 		}
@@ -151,6 +161,20 @@ sp_dp_create(const struct sp_conf *cfg, struct sp_dp **out, char *err, size_t er
 			 rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
+	/* worker ↔ control verifications: a request head (and a small body) each */
+	dp->auth_pool =
+		rte_mempool_create("sp_auth_msg", (unsigned int)cfg->auth_max_pending,
+				   sizeof(struct sp_auth_msg) + (unsigned int)cfg->flow_buffer, 0,
+				   0, NULL, NULL, NULL, NULL, (int)rte_socket_id(), 0);
+	dp->auth_gen = rte_zmalloc("sp_auth_gen", sizeof(uint32_t) * SP_AUTH_GEN_SLOTS,
+				   RTE_CACHE_LINE_SIZE);
+	if (dp->auth_pool == NULL || dp->auth_gen == NULL) {
+		snprintf(err, errlen,
+			 "cannot create the auth message pool ([auth] max_pending x "
+			 "[dataplane] flow_buffer): %s (raise [eal] memory_mb)",
+			 rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
 	rc = sp_mac_create(dp, err, errlen);
 	if (rc != 0)
 		return rc;
@@ -229,6 +253,10 @@ sp_dp_punt_drain(struct sp_dp *dp, unsigned int max, uint64_t now_ms)
 				dp->loc_handler(dp->loc_handler_arg, msgs[i].loc);
 			else if (msgs[i].type == SP_PUNT_LOC)
 				rte_mempool_put(dp->loc_pool, msgs[i].loc);
+			else if (msgs[i].type == SP_PUNT_AUTH && dp->auth_handler != NULL)
+				dp->auth_handler(dp->auth_handler_arg, msgs[i].auth);
+			else if (msgs[i].type == SP_PUNT_AUTH)
+				rte_mempool_put(dp->auth_pool, msgs[i].auth);
 		}
 		done += n;
 	}
@@ -272,9 +300,14 @@ sp_dp_destroy(struct sp_dp *dp)
 		while (w->loc_ring != NULL && rte_ring_dequeue(w->loc_ring, &m) == 0)
 			rte_mempool_put(dp->loc_pool, m);
 		rte_ring_free(w->loc_ring);
+		while (w->auth_ring != NULL && rte_ring_dequeue(w->auth_ring, &m) == 0)
+			rte_mempool_put(dp->auth_pool, m);
+		rte_ring_free(w->auth_ring);
 		sp_tcp_worker_destroy(w);
 		rte_free(w);
 	}
 	rte_mempool_free(dp->loc_pool);
+	rte_mempool_free(dp->auth_pool);
+	rte_free(dp->auth_gen);
 	rte_free(dp);
 }

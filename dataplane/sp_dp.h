@@ -44,20 +44,27 @@ struct sp_port {
 enum sp_punt_type {
 	SP_PUNT_LEARN = 1, /* a VM port sent from mac */
 	SP_PUNT_LOC,	   /* loc: a struct sp_loc_msg (sp_loc.h) for the locator resolver */
+	SP_PUNT_AUTH,	   /* auth: a struct sp_auth_msg (sp_auth.h) to verify */
 };
 
 struct sp_loc_msg;
+struct sp_auth_msg;
 
 struct sp_punt_msg {
 	uint16_t type;
 	uint16_t worker;
 	uint16_t port_idx;
 	uint8_t mac[RTE_ETHER_ADDR_LEN];
-	struct sp_loc_msg *loc; /* SP_PUNT_LOC; the handler owns it */
+	union {
+		struct sp_loc_msg *loc;	  /* SP_PUNT_LOC; the handler owns it */
+		struct sp_auth_msg *auth; /* SP_PUNT_AUTH; the handler owns it */
+	};
 };
 
 /* The control thread's handler of SP_PUNT_LOC messages (set by the locator resolver). */
 typedef void (*sp_loc_handler_fn)(void *arg, struct sp_loc_msg *m);
+/* ... and of SP_PUNT_AUTH messages (set by the authenticator). */
+typedef void (*sp_auth_handler_fn)(void *arg, struct sp_auth_msg *m);
 
 struct sp_rxq {
 	uint16_t port_idx;
@@ -96,6 +103,7 @@ struct sp_worker {
 	struct sp_worker_stats stats;
 	struct sp_svc_counters svc[SP_SVC_MAX]; /* by service slot */
 	struct rte_ring *loc_ring; /* control → this worker: struct sp_loc_msg pointers (SP/SC) */
+	struct rte_ring *auth_ring; /* control → this worker: answered struct sp_auth_msg (SP/SC) */
 	struct sp_tcp_worker *tcp; /* the TCP endpoint's flows, buffers and locator cache */
 	struct sp_txbuf tx[SP_CONF_MAX_PORTS];
 } __rte_cache_aligned;
@@ -145,6 +153,10 @@ struct sp_dp {
 	struct rte_mempool *loc_pool;  /* struct sp_loc_msg objects (worker ↔ control) */
 	sp_loc_handler_fn loc_handler; /* control thread; NULL: messages are put back unanswered */
 	void *loc_handler_arg;
+	struct rte_mempool *auth_pool;	 /* struct sp_auth_msg + flow_buffer bytes (sp_auth.h) */
+	sp_auth_handler_fn auth_handler; /* control thread; NULL: put back unanswered */
+	void *auth_handler_arg;
+	uint32_t *auth_gen; /* SP_AUTH_GEN_SLOTS credential generations (sp_auth.h) */
 	struct rte_rcu_qsbr *qsbr;
 	struct sp_svc_table *svc_table; /* RCU-published by control (sp_svc_publish); may be NULL */
 	uint16_t burst;

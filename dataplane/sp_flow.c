@@ -2,6 +2,7 @@
  * the locator cache, the segment builder and the telemetry dump. */
 #include <errno.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #include <rte_cycles.h>
@@ -109,6 +110,17 @@ sp_tcp_worker_create(struct sp_dp *dp, struct sp_worker *w, char *err, size_t er
 				     RTE_CACHE_LINE_SIZE, socket);
 	if (tw->loc == NULL)
 		goto nomem;
+	tw->verdict_mask = (uint32_t)cfg->auth_verdicts - 1;
+	tw->verdicts =
+		rte_zmalloc_socket("sp_verdicts", sizeof(*tw->verdicts) * (tw->verdict_mask + 1),
+				   RTE_CACHE_LINE_SIZE, socket);
+	if (tw->verdicts == NULL) {
+		snprintf(err, errlen,
+			 "config: [auth] verdicts: cannot allocate the verdicts of worker %u "
+			 "(raise [eal] memory_mb)",
+			 w->index);
+		return -ENOMEM;
+	}
 	/* the cookie keys: random per process (a restart invalidates cookies in flight) */
 	tw->keys.h1.k0 = rte_rand();
 	tw->keys.h1.k1 = rte_rand();
@@ -127,6 +139,15 @@ sp_tcp_worker_create(struct sp_dp *dp, struct sp_worker *w, char *err, size_t er
 	tw->head_tsc = RTE_MIN(tw->idle_tsc, tw->hz * 30); /* a whole head within 30 s */
 	tw->tw_tsc = tw->hz; /* late ACKs and FIN retransmissions of a closed splice: 1 s */
 	tw->syn_retries = (uint32_t)cfg->syn_retries;
+	tw->auth_tsc = tw->hz * (uint64_t)cfg->auth_timeout_ms / 1000;
+	tw->verdict_tsc = tw->hz * (uint64_t)cfg->auth_verdict_ttl_s;
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		tw->wall_base_tsc = rte_rdtsc();
+		tw->wall_base_s = (int64_t)ts.tv_sec;
+	}
 	tw->boot_s_tsc = rte_rdtsc();
 	tw->cookie_tsc = RTE_MAX(tw->hz * (uint64_t)cfg->syncookie_period_s / 64, (uint64_t)1);
 	return 0;
@@ -154,10 +175,32 @@ sp_tcp_worker_destroy(struct sp_worker *w)
 	rte_free(tw->be_ref);
 	rte_free(tw->vip_ref);
 	rte_free(tw->loc);
+	rte_free(tw->verdicts);
 	rte_free(tw->free_idx);
 	rte_free(tw->flows);
 	rte_free(tw);
 	w->tcp = NULL;
+}
+
+/* ---- verdicts ------------------------------------------------------------------------------ */
+
+uint32_t
+sp_auth_verdict_hash(uint16_t port_idx, uint16_t slot, const char *ak, uint32_t len)
+{
+	return rte_jhash(ak, len, (uint32_t)port_idx << 16 | slot);
+}
+
+struct sp_auth_verdict *
+sp_auth_verdict_find(struct sp_tcp_worker *tw, uint16_t port_idx, uint16_t slot, const char *ak,
+		     uint32_t len, uint64_t now)
+{
+	uint32_t h = sp_auth_verdict_hash(port_idx, slot, ak, len);
+	struct sp_auth_verdict *v = &tw->verdicts[h & tw->verdict_mask];
+
+	if (v->expires_tsc <= now || v->hash != h || v->port_idx != port_idx || v->slot != slot ||
+	    v->ak_len != len || memcmp(v->ak, ak, len) != 0)
+		return NULL;
+	return v;
 }
 
 /* ---- flows --------------------------------------------------------------------------------- */

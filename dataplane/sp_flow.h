@@ -12,6 +12,8 @@
 #include "sp_counters.h"
 #include "sp_http.h"
 #include "sp_loc.h"
+#include "sp_policy.h"
+#include "sp_sigv4.h"
 #include "sp_syncookie.h"
 #include "sp_tcp_ep.h"
 
@@ -46,6 +48,7 @@ struct sp_flow {
 	uint8_t retx;	/* retransmissions of the current data */
 	uint8_t fin_vm : 1, fin_be : 1, be_key : 1, ws : 1, refresh_sent : 1, vm_fin_acked : 1;
 	uint8_t be_noscale : 1; /* the VM scales its windows, the backend did not agree to */
+	uint8_t presigned : 1;	/* the request was authenticated by presigned query parameters */
 	uint8_t vm_ws;		/* the VM's window scale (if ws) */
 	uint8_t be_ws;		/* the backend's (if ws and it answered with one) */
 	uint8_t method;		/* enum sp_loc_method, or 0xff */
@@ -103,6 +106,23 @@ struct sp_loc_entry {
 	char cred[SP_LOC_METHODS][SP_LOC_CRED_MAX];
 };
 
+/*
+ * A verdict: requests from VM port port_idx to service slot signed with access key ak were found
+ * authentic (mode first); trusted until expires_tsc while the services epoch and the credential's
+ * generation (dp->auth_gen) are the ones it was earned with. The policy is checked every time.
+ */
+struct sp_auth_verdict {
+	uint64_t expires_tsc; /* 0: empty */
+	uint64_t svc_epoch;
+	uint32_t cred_gen;
+	uint32_t hash;
+	uint16_t port_idx;
+	uint16_t slot;
+	uint8_t ak_len;
+	char ak[SP_SIGV4_ACCESS_KEY_MAX + 1];
+	struct sp_policy policy;
+};
+
 /* One worker's endpoint. */
 struct sp_tcp_worker {
 	struct rte_hash *hash; /* sp_flow_key → flow index (VM side and backend side) */
@@ -119,6 +139,12 @@ struct sp_tcp_worker {
 	uint32_t hdr_cap;  /* rewritten head bytes per buffer */
 	struct sp_loc_entry *loc;
 	uint32_t loc_mask;
+	struct sp_auth_verdict *verdicts; /* direct-mapped by sp_auth_verdict_hash */
+	uint32_t verdict_mask;
+	uint64_t auth_tsc;    /* a verification's deadline */
+	uint64_t verdict_tsc; /* a verdict's lifetime cap ([auth] verdict_ttl_s) */
+	int64_t wall_base_s;  /* unix time at wall_base_tsc (the SigV4 clock checks) */
+	uint64_t wall_base_tsc;
 	struct sp_syncookie_keys keys;
 	struct sp_http_limits lim;
 	uint16_t mss_clamp; /* the uplink's MTU - 40 */
@@ -188,6 +214,12 @@ uint32_t sp_loc_hash(uint16_t slot, uint8_t op, const char *name, uint32_t len);
 struct sp_loc_entry *sp_loc_find(struct sp_tcp_worker *tw, uint16_t slot, uint8_t op,
 				 const char *name, uint32_t len, uint64_t now);
 void sp_loc_store(struct sp_tcp_worker *tw, const struct sp_loc_msg *m, uint64_t now);
+
+/* sp_flow.c: the verdicts. */
+uint32_t sp_auth_verdict_hash(uint16_t port_idx, uint16_t slot, const char *ak, uint32_t len);
+struct sp_auth_verdict *sp_auth_verdict_find(struct sp_tcp_worker *tw, uint16_t port_idx,
+					     uint16_t slot, const char *ak, uint32_t len,
+					     uint64_t now);
 
 /*
  * sp_flow.c: a segment of flow f, made by shortpath, to the VM (to_vm) or to the backend;

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "sp_sigv4.h"
+
 #define SP_SVC_MAX 256	 /* services at once; a slot number is < SP_SVC_MAX */
 #define SP_SVC_HASH 1024 /* open-addressing buckets, power of two, >= 2 x SP_SVC_MAX */
 
@@ -25,8 +27,10 @@ struct sp_svc_entry {
 #define SP_SVC_F_DIRECT 0x01 /* terminate its TCP connections: requests may go direct */
 
 struct sp_svc_profile {
-	uint8_t flags;	 /* SP_SVC_F_* */
-	uint8_t methods; /* enhanced methods: bit (1 << enum sp_loc_method) */
+	uint8_t flags;			      /* SP_SVC_F_* */
+	uint8_t methods;		      /* enhanced methods: bit (1 << enum sp_loc_method) */
+	uint8_t auth;			      /* enum sp_auth_mode (sp_auth.h) */
+	char region[SP_SIGV4_REGION_MAX + 1]; /* the service's region (SigV4 scope), NUL-ended */
 };
 
 /* Built by the control thread, never changed once published; freed after an RCU grace period. */

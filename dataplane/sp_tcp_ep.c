@@ -10,8 +10,11 @@
 #include <rte_ring.h>
 #include <rte_tcp.h>
 
+#include "sp_auth.h"
 #include "sp_dp.h"
 #include "sp_flow.h"
+#include "sp_policy.h"
+#include "sp_s3err.h"
 #include "sp_tcp.h"
 
 #define F_FIN RTE_TCP_FIN_FLAG
@@ -25,6 +28,7 @@
 #define MAX_RETX 6
 #define SWEEP_PER_POLL 64
 #define LOC_BURST 32
+#define AUTH_BURST 16
 
 /* One received segment, parsed (the frame's headers are in its first mbuf segment). */
 struct seg {
@@ -499,9 +503,25 @@ resume(struct sp_worker *w, struct sp_flow *f, struct sp_loc_entry *e, uint64_t 
 	bind_node(w, f, e, now);
 }
 
-/* The head is complete (or cannot be): where does the connection go? */
+/* Whether a query has only X-Amz-* parameters (a presigned URL's, which the node does not need). */
+static bool
+query_only_amz(const char *q, uint32_t len)
+{
+	uint32_t i = 0;
+
+	while (i < len) {
+		if (len - i < 6 || memcmp(q + i, "X-Amz-", 6) != 0)
+			return false;
+		while (i < len && q[i] != '&')
+			i++;
+		i++;
+	}
+	return true;
+}
+
+/* The request is authenticated (or needs no authentication): where does the connection go? */
 static void
-decide(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+route(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 {
 	struct sp_tcp_worker *tw = tcpw(w);
 	const struct sp_svc_table *svc = __atomic_load_n(&w->dp->svc_table, __ATOMIC_ACQUIRE);
@@ -513,8 +533,6 @@ decide(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 	unsigned int segs;
 	uint8_t op;
 
-	SP_TCP_CNT(tw, REQUESTS);
-	f->method = loc_method(r->method);
 	segs = path_segments(d + r->path.off, r->path.len);
 	if (r->method == SP_HTTP_METHOD_GET && segs == 1) {
 		if (w->dp->cfg->loc_prefetch_listing > 0) {
@@ -531,7 +549,8 @@ decide(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 		bind_vip(w, f, SP_TCP_EV_VIP_NOT_ENHANCED, now);
 		return;
 	}
-	if (segs != 2 || r->has_query || r->path.len > SP_LOC_NAME_MAX) {
+	if (segs != 2 || r->path.len > SP_LOC_NAME_MAX ||
+	    (r->has_query && !(f->presigned && query_only_amz(d + r->query.off, r->query.len)))) {
 		bind_vip(w, f, SP_TCP_EV_VIP_NOT_OBJECT, now);
 		return;
 	}
@@ -563,6 +582,216 @@ decide(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 		return;
 	}
 	f->timer_tsc = now + tw->resolve_tsc;
+}
+
+/* ---- local authentication (seed 001) ------------------------------------------------------- */
+
+/* Unix seconds now (the SigV4 date checks). */
+static inline int64_t
+wall_s(const struct sp_tcp_worker *tw, uint64_t now)
+{
+	return tw->wall_base_s + (int64_t)((now - tw->wall_base_tsc) / tw->hz);
+}
+
+static void start_reply(struct sp_worker *w, struct sp_flow *f, uint64_t now);
+
+/*
+ * Answer the held request with an S3 error made here, then close; nothing is sent on. code: an
+ * S3 error code (message NULL for its default), or NULL for the SigV4 error err (a as parsed).
+ */
+static void
+reply_error(struct sp_worker *w, struct sp_flow *f, const char *code, const char *message, int err,
+	    const struct sp_sigv4_auth *a, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_fbuf *b = f->buf;
+	const struct sp_http_req *r = &b->req;
+	char res[2048], id[17]; /* a longer <Resource> would not fit an error document anyway */
+	size_t rlen =
+		sp_s3err_resource(res, sizeof(res), fbuf_data(tw, b) + r->path.off, r->path.len);
+	bool head = r->method == SP_HTTP_METHOD_HEAD;
+	int n;
+
+	sp_s3err_request_id(id, rte_rdtsc() ^ ((uint64_t)w->index << 56) ^
+					(uint64_t)sp_flow_index(tw, f) << 32);
+	if (code != NULL)
+		n = sp_s3err_response(b->hdr, tw->hdr_cap, code, message, res, rlen, id, NULL, head,
+				      wall_s(tw, now));
+	else
+		n = sp_s3err_sigv4_response(b->hdr, tw->hdr_cap, err, a, NULL, res, rlen, id, head,
+					    wall_s(tw, now));
+	if (n <= 0) { /* no room: cannot happen with hdr_cap >= 2.5 KiB */
+		rst_vm(w, f);
+		sp_flow_release(tw, f);
+		return;
+	}
+	f->reply_len = (uint16_t)n;
+	start_reply(w, f, now);
+}
+
+/* A verdict from the control thread's answer (the flow that asked may be gone). */
+static void
+verdict_store(struct sp_tcp_worker *tw, const struct sp_auth_msg *m, uint64_t now)
+{
+	uint32_t h = sp_auth_verdict_hash(m->port_idx, m->svc_slot, m->access_key, m->ak_len);
+	struct sp_auth_verdict *v = &tw->verdicts[h & tw->verdict_mask];
+	uint64_t ttl = RTE_MIN(tw->hz * (uint64_t)m->ttl_ms / 1000, tw->verdict_tsc);
+
+	if (m->ak_len == 0 || m->ak_len > SP_SIGV4_ACCESS_KEY_MAX || ttl == 0)
+		return;
+	v->expires_tsc = now + ttl;
+	v->svc_epoch = m->svc_epoch;
+	v->cred_gen = m->cred_gen;
+	v->hash = h;
+	v->port_idx = m->port_idx;
+	v->slot = m->svc_slot;
+	v->ak_len = m->ak_len;
+	memcpy(v->ak, m->access_key, m->ak_len);
+	v->ak[m->ak_len] = '\0';
+	v->policy = m->policy;
+	SP_TCP_CNT(tw, AUTH_VERDICTS);
+}
+
+/*
+ * Send the held request (head, then body bytes of body) to the control thread to verify; the
+ * flow waits. body_unverified: the payload hash is signed but the body is not all here.
+ */
+static void
+auth_punt(struct sp_worker *w, struct sp_flow *f, uint32_t body, bool body_unverified, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	const struct sp_svc_table *svc = __atomic_load_n(&w->dp->svc_table, __ATOMIC_ACQUIRE);
+	struct sp_fbuf *b = f->buf;
+	struct sp_punt_msg pm = {0};
+	struct sp_auth_msg *m;
+	void *obj;
+
+	if (svc == NULL || rte_mempool_get(w->dp->auth_pool, &obj) != 0) {
+		SP_TCP_CNT(tw, PUNT_FULL);
+		bind_vip(w, f, SP_TCP_EV_AUTH_UNDECIDED, now);
+		return;
+	}
+	m = obj;
+	memset(m, 0, offsetof(struct sp_auth_msg, policy));
+	m->worker = (uint16_t)w->index;
+	m->svc_slot = f->slot;
+	m->port_idx = f->port_idx;
+	m->mode = svc->profile[f->slot].auth;
+	m->body_unverified = body_unverified;
+	m->flow = sp_flow_index(tw, f);
+	m->flow_gen = f->gen;
+	m->svc_epoch = svc->epoch;
+	m->vm_ip = f->vm_ip;
+	m->head_len = b->head_len;
+	m->body_len = body;
+	memcpy(m->data, fbuf_data(tw, b), b->head_len + body);
+	pm.type = SP_PUNT_AUTH;
+	pm.worker = (uint16_t)w->index;
+	pm.port_idx = f->port_idx;
+	pm.auth = m;
+	if (rte_ring_mp_enqueue_elem(w->dp->punt, &pm, sizeof(pm)) != 0) {
+		rte_mempool_put(w->dp->auth_pool, m);
+		SP_TCP_CNT(tw, PUNT_FULL);
+		bind_vip(w, f, SP_TCP_EV_AUTH_UNDECIDED, now);
+		return;
+	}
+	SP_TCP_CNT(tw, AUTH_PUNT);
+	f->state = SP_FLOW_AUTHENTICATING;
+	f->timer_tsc = now + tw->auth_tsc;
+}
+
+/* BODY: more of a signed body arrived (or the VM stopped sending): verify once it is all here. */
+static void
+body_held(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_fbuf *b = f->buf;
+	uint64_t body = b->req.content_length;
+
+	if (b->len - b->head_len >= body)
+		auth_punt(w, f, (uint32_t)body, false, now);
+	else if (f->fin_vm || hold_window(tw, f) == 0)
+		auth_punt(w, f, 0, true, now);
+}
+
+/*
+ * A request to a service whose auth mode is first or every-request: the worker's own checks
+ * (form, dates, skew: no crypto), then a verdict (mode first) and the policy, else a
+ * verification by the control thread. true: go on now; false: answered, bound or waiting.
+ */
+static bool
+auth_gate(struct sp_worker *w, struct sp_flow *f, const struct sp_svc_table *svc, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	const struct sp_svc_profile *pr = &svc->profile[f->slot];
+	struct sp_fbuf *b = f->buf;
+	const struct sp_http_req *r = &b->req;
+	const char *d = fbuf_data(tw, b);
+	const struct sp_auth_verdict *v;
+	enum sp_policy_action act;
+	struct sp_sigv4_auth a;
+	const char *bucket;
+	uint32_t bucket_len;
+	uint64_t body;
+	int rc;
+
+	rc = sp_sigv4_parse_auth(d, b->head_len, r, pr->region, wall_s(tw, now), &a);
+	if (rc < 0) {
+		SP_TCP_CNT(tw, AUTH_LOCAL_ERROR);
+		reply_error(w, f, NULL, NULL, rc, &a, now);
+		return false;
+	}
+	f->presigned = a.presigned;
+	if (pr->auth == SP_AUTH_MODE_FIRST) {
+		v = sp_auth_verdict_find(tw, f->port_idx, f->slot, a.access_key, a.access_key_len,
+					 now);
+		if (v != NULL && v->svc_epoch == svc->epoch &&
+		    v->cred_gen ==
+			    __atomic_load_n(&w->dp->auth_gen[sp_auth_gen_slot(f->slot, a.access_key,
+									      a.access_key_len)],
+					    __ATOMIC_ACQUIRE)) {
+			SP_TCP_CNT(tw, AUTH_HIT);
+			act = sp_policy_action_of(d + r->method_tok.off, r->method_tok.len,
+						  d + r->path.off, r->path.len, &bucket,
+						  &bucket_len);
+			if (sp_policy_allows(&v->policy, act, bucket, bucket_len))
+				return true;
+			SP_TCP_CNT(tw, AUTH_DENIED);
+			reply_error(w, f, "AccessDenied", NULL, 0, &a, now);
+			return false;
+		}
+	}
+	/*
+	 * The control thread verifies, with the whole body if its hash is signed and it fits. A
+	 * body that does not fit, is chunked or waits for a 100 Continue is not checked here: its
+	 * signature is, then the request takes the ordinary path, where the service checks it.
+	 */
+	body = r->has_content_length ? r->content_length : 0;
+	if (a.payload_unsigned || (body == 0 && !r->chunked))
+		auth_punt(w, f, 0, false, now);
+	else if (r->chunked || r->expect_continue || (uint64_t)b->head_len + body > tw->buf_size)
+		auth_punt(w, f, 0, true, now);
+	else {
+		f->state = SP_FLOW_BODY; /* the head's deadline still runs */
+		body_held(w, f, now);
+	}
+	return false;
+}
+
+/* The head is complete: authentication (if the service wants it), then the route. */
+static void
+decide(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	const struct sp_svc_table *svc = __atomic_load_n(&w->dp->svc_table, __ATOMIC_ACQUIRE);
+
+	SP_TCP_CNT(tw, REQUESTS);
+	f->method = loc_method(f->buf->req.method);
+	if (svc != NULL && f->slot < SP_SVC_MAX &&
+	    (svc->profile[f->slot].flags & SP_SVC_F_DIRECT) &&
+	    svc->profile[f->slot].auth >= SP_AUTH_MODE_FIRST && !auth_gate(w, f, svc, now))
+		return;
+	route(w, f, now);
 }
 
 /* New bytes are held: is the head complete? */
@@ -699,27 +928,38 @@ send_held(struct sp_worker *w, struct sp_flow *f, uint32_t from, bool probe)
 		f->be_sent = base + off;
 }
 
-/* The S3 error a VM gets when neither the storage nodes nor the service could be reached. */
-#define REPLY_503_BODY                                                                             \
-	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"                                             \
-	"<Error><Code>ServiceUnavailable</Code><Message>The storage nodes and the service could "  \
-	"not be reached.</Message></Error>"
-#define REPLY_503_BODY_LEN 159
-_Static_assert(sizeof(REPLY_503_BODY) - 1 == REPLY_503_BODY_LEN, "Content-Length of the 503");
-static const char reply_503[] =
-	"HTTP/1.1 503 Service Unavailable\r\n"
-	"Content-Type: application/xml\r\n"
-	"Content-Length: " RTE_STR(REPLY_503_BODY_LEN) "\r\n"
-						       "Connection: close\r\n"
-						       "\r\n" REPLY_503_BODY;
-
+/*
+ * Shortpath's own reply to the VM (f->buf->hdr[0, reply_len): an S3 error) from the VM's latest
+ * ACK on, in segments of the VM's MSS, FIN after the last byte.
+ */
 static void
 send_reply(struct sp_worker *w, struct sp_flow *f)
 {
-	uint32_t len = sizeof(reply_503) - 1;
+	struct sp_tcp_worker *tw = tcpw(w);
+	uint32_t base = f->our_isn + 1, len = f->reply_len, seg;
+	uint32_t off = RTE_MIN(f->snd_una - base, len);
+	uint32_t mss = RTE_MIN((uint32_t)f->mss, (uint32_t)tw->mss_clamp);
 
-	sp_flow_send(w, f, true, f->our_isn + 1, f->rcv_nxt, F_ACK | F_PSH | F_FIN,
-		     hold_window(tcpw(w), f), NULL, 0, reply_503, len, NULL, 0);
+	do {
+		seg = RTE_MIN(mss, len - off);
+		if (sp_flow_send(w, f, true, base + off, f->rcv_nxt,
+				 F_ACK | (off + seg == len ? F_PSH | F_FIN : 0), hold_window(tw, f),
+				 NULL, 0, f->buf->hdr + off, seg, NULL, 0) != 0)
+			break;
+		off += seg;
+	} while (off < len);
+}
+
+/* Answer the VM with the reply in f->buf->hdr (reply_len bytes) and close. */
+static void
+start_reply(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	f->state = SP_FLOW_REPLY;
+	f->snd_una = f->our_isn + 1;
+	f->snd_nxt = f->our_isn + 1 + f->reply_len + 1;
+	f->retx = 0;
+	f->timer_tsc = now + tcpw(w)->rto_tsc;
+	send_reply(w, f);
 }
 
 /* The current target failed (refused or silent): the next replica, the VIP, then a 503. */
@@ -747,12 +987,8 @@ target_failed(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 		return;
 	}
 	SP_TCP_CNT(tw, REPLY_503);
-	f->state = SP_FLOW_REPLY;
-	f->reply_len = sizeof(reply_503) - 1;
-	f->snd_nxt = f->our_isn + 1 + f->reply_len + 1;
-	f->retx = 0;
-	f->timer_tsc = now + tw->rto_tsc;
-	send_reply(w, f);
+	reply_error(w, f, "ServiceUnavailable",
+		    "The storage nodes and the service could not be reached.", 0, NULL, now);
 }
 
 /* The backend's SYN-ACK: the splice starts; held bytes go out. */
@@ -985,6 +1221,8 @@ sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info
 	f->last_tsc = now;
 	switch (f->state) {
 	case SP_FLOW_HEAD:
+	case SP_FLOW_BODY:
+	case SP_FLOW_AUTHENTICATING:
 	case SP_FLOW_RESOLVING:
 	case SP_FLOW_CONNECTING:
 		if (s.flags & F_RST) {
@@ -1003,6 +1241,8 @@ sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info
 		if (hold_data(w, f, m, &s) > 0 || f->fin_vm) {
 			if (f->state == SP_FLOW_HEAD)
 				parse_held(w, f, now);
+			else if (f->state == SP_FLOW_BODY)
+				body_held(w, f, now);
 		}
 		break;
 	case SP_FLOW_SPLICE:
@@ -1022,6 +1262,14 @@ sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info
 		}
 		if ((s.flags & F_ACK) && seq_le(s.ack, f->snd_nxt) && seq_lt(f->snd_una, s.ack))
 			f->snd_una = s.ack;
+		if (s.plen > 0 && !(s.flags & F_FIN) && seq_le(s.seq, f->rcv_nxt) &&
+		    seq_lt(f->rcv_nxt, s.seq + s.plen)) {
+			/* the rest of a request already answered (a body): taken and dropped, as
+			 * the service does, so the VM is not stuck sending it */
+			f->rcv_nxt = s.seq + s.plen;
+			sp_flow_send(w, f, true, f->snd_nxt, f->rcv_nxt, F_ACK, hold_window(tw, f),
+				     NULL, 0, NULL, 0, NULL, 0);
+		}
 		if (s.flags & F_FIN) {
 			f->rcv_nxt = s.seq + s.plen + 1;
 			f->vm_fin_acked = 1;
@@ -1192,6 +1440,46 @@ loc_answer(struct sp_worker *w, struct sp_loc_msg *m, uint64_t now)
 	}
 }
 
+/* A verification answered by the control thread. */
+static void
+auth_answer(struct sp_worker *w, struct sp_auth_msg *m, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_flow *f;
+
+	if (m->verdict)
+		verdict_store(tw, m, now);
+	if (m->flow >= tw->n_flows || tw->flows[m->flow].gen != m->flow_gen ||
+	    tw->flows[m->flow].state != SP_FLOW_AUTHENTICATING) {
+		SP_TCP_CNT(tw, AUTH_STALE_ANSWER);
+		return;
+	}
+	f = &tw->flows[m->flow];
+	f->timer_tsc = 0;
+	switch (m->status) {
+	case SP_AUTH_OK:
+		SP_TCP_CNT(tw, AUTH_OK);
+		if (m->body_unverified)
+			bind_vip(w, f, SP_TCP_EV_AUTH_VIP_BODY, now);
+		else
+			route(w, f, now);
+		return;
+	case SP_AUTH_REFUSED:
+		SP_TCP_CNT(tw, AUTH_REFUSED);
+		if (m->reply_len == 0 ||
+		    m->reply_len > RTE_MIN(tw->hdr_cap, SP_AUTH_REPLY_MAX + 0u)) {
+			bind_vip(w, f, SP_TCP_EV_AUTH_UNDECIDED, now); /* no reply to send */
+			return;
+		}
+		memcpy(f->buf->hdr, m->reply, m->reply_len);
+		f->reply_len = m->reply_len;
+		start_reply(w, f, now);
+		return;
+	default:
+		bind_vip(w, f, SP_TCP_EV_AUTH_UNDECIDED, now);
+	}
+}
+
 /* One flow's timer expired. */
 static void
 flow_timer(struct sp_worker *w, struct sp_flow *f, uint64_t now)
@@ -1207,6 +1495,12 @@ flow_timer(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 	case SP_FLOW_RESOLVING:
 		SP_TCP_CNT(tw, LOC_TIMEOUT);
 		resume(w, f, NULL, now);
+		return;
+	case SP_FLOW_BODY: /* the signed body is late: its signature is checked, not the body */
+		auth_punt(w, f, 0, true, now);
+		return;
+	case SP_FLOW_AUTHENTICATING:
+		bind_vip(w, f, SP_TCP_EV_AUTH_TIMEOUT, now);
 		return;
 	case SP_FLOW_CONNECTING:
 		if (f->tries < tw->syn_retries) {
@@ -1266,6 +1560,11 @@ sp_tcp_poll(struct sp_worker *w, uint64_t now)
 	for (i = 0; i < n; i++) {
 		loc_answer(w, msgs[i], now);
 		rte_mempool_put(w->dp->loc_pool, msgs[i]);
+	}
+	n = rte_ring_sc_dequeue_burst(w->auth_ring, msgs, AUTH_BURST, NULL);
+	for (i = 0; i < n; i++) {
+		auth_answer(w, msgs[i], now);
+		rte_mempool_put(w->dp->auth_pool, msgs[i]);
 	}
 	if (tw->live == 0)
 		return;

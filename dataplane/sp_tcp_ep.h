@@ -55,6 +55,18 @@ struct rte_tel_data;
 	X(LOC_REFRESH, "loc_refresh")		/* refreshes asked */                              \
 	X(LOC_LISTING, "loc_listing")		/* listing prefetches asked */                     \
 	X(PUNT_FULL, "punt_full")		/* punt ring or message pool full */               \
+	X(AUTH_HIT, "auth_hit")			/* requests trusted on a verdict (no crypto) */    \
+	X(AUTH_PUNT, "auth_punt")	    /* requests sent to the control thread to verify */    \
+	X(AUTH_OK, "auth_ok")		    /* ... answered authentic and allowed */               \
+	X(AUTH_REFUSED, "auth_refused")	    /* ... answered with an S3 error (sent to the VM) */   \
+	X(AUTH_UNDECIDED, "auth_undecided") /* ... undecided, or not sent: ordinary path */        \
+	X(AUTH_TIMEOUT, "auth_timeout")	    /* ... unanswered in time: ordinary path */            \
+	X(AUTH_STALE_ANSWER, "auth_stale_answer") /* ... answer for a flow that is gone */         \
+	X(AUTH_LOCAL_ERROR, "auth_local_error") /* refused by the worker's own checks (malformed,  \
+						 * skew, expired): S3 error to the VM */           \
+	X(AUTH_DENIED, "auth_denied")		/* refused by the policy under a verdict */        \
+	X(AUTH_VIP_BODY, "auth_vip_body")	/* signed body not all held: verified, ordinary */ \
+	X(AUTH_VERDICTS, "auth_verdicts")	/* verdicts installed */                           \
 	X(BE_SYN_TX, "be_syn_tx")		/* backend SYNs (first tries) */                   \
 	X(BE_SYN_RETX, "be_syn_retx")		/* backend SYN retransmissions */                  \
 	X(BE_REFUSED, "be_refused")		/* backend answered the SYN with RST */            \
@@ -90,11 +102,13 @@ enum sp_tcp_event {
 /* Flow states (also the telemetry's names). */
 #define SP_FLOW_STATES(X)                                                                          \
 	X(FREE, "free")                                                                            \
-	X(HEAD, "head")		    /* handshake done, reading the request head */                 \
+	X(HEAD, "head")			    /* handshake done, reading the request head */         \
+	X(BODY, "body")			    /* head held, reading a signed body to verify it */    \
+	X(AUTHENTICATING, "authenticating") /* waiting for the control thread's verification */    \
 	X(RESOLVING, "resolving")   /* head held, waiting for the control thread's locator */      \
 	X(CONNECTING, "connecting") /* SYN sent to the chosen target */                            \
 	X(SPLICE, "splice")	    /* bound: segments translated both ways */                     \
-	X(REPLY, "reply")	    /* shortpath answers the VM itself (503) and closes */         \
+	X(REPLY, "reply")	    /* shortpath answers the VM itself (an S3 error) and closes */ \
 	X(TIME_WAIT, "time_wait")   /* both FINs seen: late ACKs still translated */
 
 enum sp_flow_state {

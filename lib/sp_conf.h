@@ -83,6 +83,11 @@ struct sp_conf {
 	int64_t loc_max_inflight;
 	int64_t loc_prefetch_next;
 	int64_t loc_prefetch_listing;
+	/* [auth] */
+	int64_t auth_verdict_ttl_s;
+	int64_t auth_verdicts;
+	int64_t auth_timeout_ms;
+	int64_t auth_max_pending;
 	/* [keys] */
 	char node_keys[SP_CONF_STR_LEN];
 	/* [log] */

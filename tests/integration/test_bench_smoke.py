@@ -148,3 +148,17 @@ def test_tcp_bench_nothing_leaked(tcp_bench):
     assert b["mbufs_leaked"] == 0 and b["mbufs_in_use_end"] == b["mbufs_in_use_start"], b
     assert b["flows_live_after_run"] > 0 and b["flows_live_at_end"] == 0, b
     assert not os.path.exists(os.path.join(RUNTIME, b["file_prefix"]))
+
+
+def test_tcp_bench_auth_first():
+    """--auth-first: the same transactions with the service's auth "first" and a verdict in
+    place: each request is parsed for its credentials and trusted on the verdict (auth_hit per
+    transaction, nothing punted)."""
+    r = subprocess.run([TCP_BENCH, "--quick", "--auth-first"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, f"exit {r.returncode}\nstderr:\n{r.stderr}\nstdout:\n{r.stdout}"
+    b = json.loads(r.stdout.strip().splitlines()[-1])
+    assert b["ok"] is True and b["auth"] == "first" and b["mbufs_leaked"] == 0, b
+    c = b["counters"]
+    assert c["auth_hit"] == c["requests"] == c["bind_node"] == c["cookie_ok"], c
+    assert not any(k.startswith("auth_") and k != "auth_hit" for k in c), c

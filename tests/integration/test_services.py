@@ -29,7 +29,7 @@ HEARTBEAT_S = 0.2           # sphelpers.base_config: heartbeat_ms = 200
 SYNC_S = 12 * HEARTBEAT_S   # "within a few heartbeats", with room for a loaded machine
 VM_MAC, GW_MAC = pcaps.VM0_MAC, pcaps.GW_MAC
 OUTPUT_KEYS = {"name", "vip", "port", "kind", "enhanced", "storage_manager", "node_key_id",
-               "cache", "auth", "path", "note", "epoch"}
+               "cache", "auth", "region", "path", "note", "epoch"}
 DROP = object()  # svc(field=DROP) leaves the field out
 
 
@@ -48,7 +48,7 @@ def full(**changes):
     """A definition with every input field given (as another shortpathd would store it)."""
     body = {"vip": "10.1.0.1", "port": 80, "kind": "http-object", "enhanced": ["GET", "HEAD"],
             "storage_manager": "10.2.0.1:9000", "node_key_id": "node-1",
-            "cache": {"policy": "none", "ttl_s": 0}, "auth": "service"}
+            "cache": {"policy": "none", "ttl_s": 0}, "auth": "service", "region": "us-east-1"}
     body.update(changes)
     return body
 
@@ -256,6 +256,7 @@ def test_crud_round(sp):
     assert web["storage_manager"] == "10.2.0.1:9000" and web["node_key_id"] == "node-1"
     assert web["cache"] == {"policy": "none", "ttl_s": 0}
     assert web["auth"] == "service" and web["path"] == "ordinary"
+    assert web["region"] == "us-east-1"
     assert isinstance(web["note"], str) and re.search(r"authenticat", web["note"], re.I), web
     assert web["epoch"] == e0 + 1 == sp.redis_epoch()
     assert without_epoch(sp.get("web")) == without_epoch(web)
@@ -275,7 +276,7 @@ def test_crud_round(sp):
     custom = {"vip": "10.1.0.1", "port": 8080, "kind": "http-object",
               "enhanced": ["GET", "HEAD", "PUT", "DELETE"], "storage_manager": "10.2.0.9:9001",
               "node_key_id": "node.key_2-B", "cache": {"policy": "ttl", "ttl_s": 60},
-              "auth": "none"}
+              "auth": "none", "region": "eu-west-3"}
     web2 = sp.put("web", custom, status=200)
     assert {k: web2[k] for k in custom} == custom
     assert web2["name"] == "web" and web2["path"] == "direct" and web2["epoch"] == e0 + 4
@@ -321,6 +322,9 @@ def test_boundary_values_accepted(sp):
                       node_key_id="Az09_.-" + "k" * 57),
         "a_b-9": svc(vip="10.1.1.2", enhanced=[], storage_manager="[::1]:1"),
         "x-all": svc(vip="10.1.1.3", enhanced=["DELETE", "PUT", "HEAD", "GET"], auth="none"),
+        "r64": svc(vip="10.1.1.4", auth="first", region="a" * 64),
+        "r1": svc(vip="10.1.1.5", auth="every-request", region="0"),
+        "r-dash": svc(vip="10.1.1.6", region="-"),
     }
     for name, body in cases.items():
         doc = sp.put(name, body)
@@ -335,6 +339,11 @@ def test_boundary_values_accepted(sp):
     ("service", [], "ordinary"),
     ("service", ["GET", "HEAD", "PUT", "DELETE"], "ordinary"),
     (None, None, "ordinary"),  # auth defaults to service
+    ("first", None, "direct"),  # authenticated here, then direct
+    ("first", ["PUT"], "direct"),
+    ("first", [], "ordinary"),
+    ("every-request", ["GET", "HEAD", "PUT", "DELETE"], "direct"),
+    ("every-request", [], "ordinary"),
 ])
 def test_path(sp, auth, enhanced, path):
     body = svc()
@@ -357,9 +366,41 @@ def test_path_follows_changes(sp):
     assert ordinary_empty["path"] == "ordinary"
     assert sp.patch("svc", {"enhanced": ["HEAD"]})["path"] == "direct"
     assert sp.patch("svc", {"auth": "service"})["path"] == "ordinary"
+    first = sp.patch("svc", {"auth": "first"})
+    assert first["path"] == "direct"
+    every = sp.patch("svc", {"auth": "every-request"})
+    assert every["path"] == "direct"
+    assert sp.patch("svc", {"enhanced": []})["path"] == "ordinary"
     # the note says why: a different reason, a different note
     assert re.search(r"authenticat", ordinary_auth["note"], re.I), ordinary_auth
-    assert direct["note"] not in (ordinary_auth["note"], ordinary_empty["note"])
+    notes = [direct["note"], ordinary_auth["note"], ordinary_empty["note"], first["note"],
+             every["note"]]
+    assert len(set(notes)) == len(notes), notes
+    # local authentication names its credentials and says when it verifies
+    assert re.search(r"credentials", first["note"]) and re.search(r"once", first["note"])
+    assert re.search(r"credentials", every["note"]) and re.search(r"every", every["note"])
+
+
+def test_region_follows_changes(sp):
+    doc = sp.put("svc", svc(auth="first"))
+    assert doc["region"] == "us-east-1"
+    doc = sp.patch("svc", {"region": "eu-central-1"})
+    assert doc["region"] == "eu-central-1" and doc["auth"] == "first"
+    assert sp.get("svc")["region"] == "eu-central-1"
+    stored = json.loads(sp.redis.cli("HGET", HASH, "svc"))
+    assert stored["region"] == "eu-central-1", stored
+    # a replace without it brings the default back
+    assert sp.put("svc", svc(), status=200)["region"] == "us-east-1"
+
+
+def test_definition_without_region_in_redis(sp):
+    """A definition stored before regions existed gets the default one."""
+    definition = full(vip="10.4.2.1")
+    del definition["region"]
+    epoch = sp.write_behind("old", json.dumps(definition))
+    got = wait_for(lambda: sp.status_of("old") == 200 and sp.get("old"), SYNC_S,
+                   what="old in the API")
+    assert got["region"] == "us-east-1" and sp.listing()["epoch"] == epoch
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -405,9 +446,18 @@ INVALID_FIELDS = [
     # an unknown key must be named: as the field (cache.size, size), or in the message of an
     # error on field cache (see test_put_invalid_field)
     ("cache-unknown-key", {"cache": dict(CACHE, size=1)}, ("cache.size", "size", "cache")),
-    ("auth-first", {"auth": "first"}, "auth"),  # comes with local authentication
-    ("auth-every-request", {"auth": "every-request"}, "auth"),
     ("auth-bogus", {"auth": "bogus"}, "auth"),
+    ("auth-upper", {"auth": "First"}, "auth"),
+    ("auth-every", {"auth": "every"}, "auth"),
+    ("auth-empty", {"auth": ""}, "auth"),
+    ("auth-null", {"auth": None}, "auth"),
+    ("region-empty", {"region": ""}, "region"),
+    ("region-upper", {"region": "US-EAST-1"}, "region"),
+    ("region-underscore", {"region": "us_east_1"}, "region"),
+    ("region-space", {"region": "us east"}, "region"),
+    ("region-65", {"region": "a" * 65}, "region"),
+    ("region-number", {"region": 1}, "region"),
+    ("region-null", {"region": None}, "region"),
     ("unknown-key", {"vips": "10.0.0.1"}, "vips"),
 ]
 # (id, raw request body): not JSON, or not a JSON object
@@ -863,6 +913,22 @@ def test_spctl_round(sp):
     assert r.returncode == 0 and "plain" in r.stdout, r.stdout + r.stderr
 
 
+def test_spctl_auth_and_region(sp):
+    api = f"127.0.0.1:{sp.api_port}"
+    r = spctl("service", "create", "signed", "--vip", "10.5.2.1", *SM, "--auth", "first",
+              "--region", "eu-west-3", api=api)
+    assert r.returncode == 0, r.stderr
+    doc = sp.get("signed")
+    assert (doc["auth"], doc["region"], doc["path"]) == ("first", "eu-west-3", "direct")
+    r = spctl("service", "update", "signed", "--auth", "every-request", api=api)
+    assert r.returncode == 0, r.stderr
+    assert (sp.get("signed")["auth"], sp.get("signed")["region"]) == ("every-request",
+                                                                      "eu-west-3")
+    r = spctl("service", "update", "signed", "--region", "EU", api=api)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert re.fullmatch(r"spctl: 400 invalid: .+ \(field: region\)\n", r.stderr), r.stderr
+
+
 def test_spctl_errors_from_the_api(sp):
     api = f"127.0.0.1:{sp.api_port}"
     r = spctl("service", "create", "bad", "--vip", "10.5.1.1", "--port", "0", *SM, api=api)
@@ -904,7 +970,7 @@ def test_spctl_unreachable_and_usage():
                  ("service", "create", "x", "--vip", "10.0.0.1"),  # required options missing
                  ("service", "update", "x"),                         # nothing to change
                  ("service", "create", "x", "--vip", "10.0.0.1", *SM, "--port", "eighty"),
-                 ("service", "update", "x", "--auth", "first"),
+                 ("service", "update", "x", "--auth", "bogus"),
                  ("service", "show",)):
         r = spctl(*args, api=closed)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
@@ -917,5 +983,5 @@ def test_spctl_unreachable_and_usage():
     r = spctl("service", "create", "--help")
     assert r.returncode == 0
     for opt in ("--vip", "--port", "--kind", "--enhanced", "--storage-manager", "--node-key-id",
-                "--cache-policy", "--cache-ttl", "--auth"):
+                "--cache-policy", "--cache-ttl", "--auth", "--region"):
         assert opt in r.stdout, opt

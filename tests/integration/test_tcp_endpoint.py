@@ -59,8 +59,8 @@ class Lab:
     """One shortpathd (VM port + uplink on net_pcap live interfaces), its Redis, the fake storage
     manager and one direct service "tep" at VIP:80; vm and up are the test's wires."""
 
-    def __init__(self, cleanup, name, dataplane="", locators=None, enhanced=("GET", "HEAD", "PUT",
-                                                                            "DELETE")):
+    def __init__(self, cleanup, name, dataplane="", locators=None,
+                 enhanced=("GET", "HEAD", "PUT", "DELETE"), auth="none", extra_config=""):
         self.net = tk.Net()
         cleanup(self.net.close)
         self.net.setup()
@@ -76,7 +76,8 @@ class Lab:
         self.api_port = free_tcp_port()
         if locators is None:  # the documented defaults, explicitly (see test_locator_defaults)
             locators = LOCATOR_DEFAULTS
-        config = base_config(self.prefix, self.api_port, self.redis.address) + dataplane + f"""
+        config = base_config(self.prefix, self.api_port, self.redis.address) + dataplane + \
+            extra_config + f"""
 [locators]
 {locators}
 
@@ -100,16 +101,21 @@ role = uplink
         self.up = self.net.wire("up")
         self.want = {}  # the TCP events the scenario implies so far
         if enhanced is not None:
-            self.service(enhanced)
+            self.service(enhanced, auth=auth)
 
-    def service(self, enhanced, name="tep"):
-        body = json.dumps({"vip": VIP, "port": 80, "enhanced": list(enhanced),
-                           "storage_manager": self.mgr.address, "node_key_id": KEY_ID,
-                           "auth": "none"}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.api_port}/v1/services/{name}",
-                                     data=body, method="PUT")
+    def api(self, method, path, doc=None):
+        """The management API's JSON answer (raises urllib's HTTPError on 4xx/5xx)."""
+        body = json.dumps(doc).encode() if doc is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}", data=body,
+                                     method=method)
         with urllib.request.urlopen(req, timeout=5) as r:
-            doc = json.loads(r.read())
+            return json.loads(r.read() or b"null")
+
+    def service(self, enhanced, name="tep", auth="none"):
+        doc = self.api("PUT", f"/v1/services/{name}",
+                       {"vip": VIP, "port": 80, "enhanced": list(enhanced),
+                        "storage_manager": self.mgr.address, "node_key_id": KEY_ID,
+                        "auth": auth})
         assert doc["path"] == "direct", doc
 
     # telemetry
@@ -1057,9 +1063,12 @@ def test_refused_silent_nodes_then_vip_then_503(lab_of):
     fields = dict(ln.split(b": ", 1) for ln in lines[1:])
     assert fields[b"Content-Type"] == b"application/xml" and \
         fields[b"Connection"] == b"close", r.payload
-    assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
-                           b'ServiceUnavailable</Code><Message>') and \
-        body.endswith(b"</Message></Error>"), body
+    rid = fields[b"x-amz-request-id"]
+    assert re.fullmatch(rb"[0-9A-F]{16}", rid), rid
+    assert body == (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable'
+                    b'</Code><Message>The storage nodes and the service could not be reached.'
+                    b'</Message><Resource>/b/k</Resource><RequestId>' + rid +
+                    b'</RequestId></Error>'), body
     length = int(fields[b"Content-Length"])  # checked at the end
     c.rcv = len(r.payload) + 1
     lab.vm.send(c.frame("A"))
