@@ -18,8 +18,9 @@ import hmac
 import re
 import time
 
-from test_tcp_endpoint import (GW_MAC, NODE1, VIP, VM_IP, VM_MAC, Backend, Client, check_built,
-                               lab_of, u32)  # noqa: F401 - lab_of is a fixture
+from sphelpers import wait_for
+from test_tcp_endpoint import (GW_MAC, NODE1, VIP, VM2_IP, VM2_MAC, Backend, Client,
+                               check_built, lab_of, u32)  # noqa: F401 - lab_of is a fixture
 
 AK, SK = "AKIASPTESTKEY0000001", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 AK2, SK2 = "AKIASPTESTKEY0000002", "secret-of-the-second-client-0123456789ab"
@@ -63,6 +64,8 @@ def signed(method, path, ak=AK, sk=SK, body=b"", payload=None, skew_s=0, extra=(
 
 def auth_lab(lab_of, name, mode="first", creds=((AK, SK, ["*"], ["*"]),), **kw):
     lab = lab_of(name, auth=mode, **kw)
+    # the credentials are read from Redis after start: until then writes answer 503 not_loaded
+    wait_for(lambda: lab.api("GET", "/v1/auth")["loaded"], 5, what="credentials loaded")
     for ak, sk, buckets, actions in creds:
         put_cred(lab, ak, sk, buckets, actions)
     lab.mgr.locate("b", "k", [f"http://{NODE1}:80"], NODE_PATH, size=5)
@@ -89,7 +92,7 @@ def to_node(lab, c, head, body=b""):
     c.connect()
     c.send_held(head + body)
     be.expect_syn(timeout=5)
-    lab.vm.send(c.frame("RA"))
+    c.wire.send(c.frame("RA"))
     be.expect(lambda s: s.has("R"), what="RST to the node")
     lab.wait_no_flows()
 
@@ -101,7 +104,7 @@ def read_reply(lab, c, mss=None):
     while True:
         s = c.expect(lambda s: s.payload or s.has("F"), what="the reply")
         assert s.seq == u32(c.cookie + 1 + len(data)), (s, len(data))
-        check_built(s, src_mac=GW_MAC, dst_mac=VM_MAC, src=VIP, dst=VM_IP, sport=80,
+        check_built(s, src_mac=GW_MAC, dst_mac=c.mac, src=VIP, dst=c.ip, sport=80,
                     dport=c.sport, seq=s.seq, ack=c.nxt, flags=tk_flags(s), win=None,
                     payload=s.payload)
         if mss is not None:
@@ -110,7 +113,7 @@ def read_reply(lab, c, mss=None):
         if s.has("F"):
             break
     c.rcv = len(data) + 1
-    lab.vm.send(c.frame("A"))
+    c.wire.send(c.frame("A"))
     c.send(b"", "FA")
     c.expect(lambda s: s.ack == c.nxt, what="the ACK of the VM's FIN")
     lab.wait_no_flows()
@@ -241,6 +244,27 @@ def test_credential_change_ends_the_verdict(lab_of):
     lab.event(auth_punt=1, auth_refused=1, auth_verdicts=1)
     lab.event(syn_rx=5, synack_tx=5, cookie_ok=5, requests=5, bind_node=3, be_syn_tx=3,
               vm_rst=3, rst_sent=3, flow_freed=5)
+    lab.finish()
+
+
+def test_verdict_is_per_vm_port(lab_of):
+    """A verdict earned on one VM's port is never used for another's: the same client's first
+    request from the second VM port is verified again (and a wrong signature from there is
+    refused), while the first port keeps its verdict."""
+    lab = auth_lab(lab_of, "ports", vm2=True)
+    to_node(lab, Client(lab, 50001, isn=1), signed("GET", "/b/k")[0])
+    lab.event(auth_punt=1, auth_ok=1, auth_verdicts=1, loc_miss=1, loc_resolved=1)
+    other = dict(wire=lab.vm2, mac=VM2_MAC, ip=VM2_IP)
+    refused(lab, Client(lab, 50002, isn=2, **other), signed("GET", "/b/k", sk="forged")[0],
+            "SignatureDoesNotMatch", b"HTTP/1.1 403 Forbidden")
+    lab.event(auth_punt=1, auth_refused=1)
+    to_node(lab, Client(lab, 50003, isn=3, **other), signed("GET", "/b/k")[0])
+    lab.event(auth_punt=1, auth_ok=1, auth_verdicts=1, loc_hit=1)
+    to_node(lab, Client(lab, 50004, isn=4), signed("GET", "/b/k")[0])
+    to_node(lab, Client(lab, 50005, isn=5, **other), signed("GET", "/b/k")[0])
+    lab.event(auth_hit=2, loc_hit=2)
+    lab.event(syn_rx=5, synack_tx=5, cookie_ok=5, requests=5, bind_node=4, be_syn_tx=4,
+              vm_rst=4, rst_sent=4, flow_freed=5)
     lab.finish()
 
 

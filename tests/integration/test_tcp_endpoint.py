@@ -34,6 +34,7 @@ from sphelpers import new_redis as sp_new_redis
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (netns, veth, DPDK)")
 
 VM_MAC, GW_MAC = "02:00:00:00:00:01", "02:00:00:00:00:fe"
+VM2_MAC, VM2_IP = "02:00:00:00:00:02", "10.98.0.12"   # a second VM port (Lab(vm2=True))
 VM_IP, VIP, NODE1, NODE2 = "10.98.0.11", "10.98.1.10", "10.98.2.51", "10.98.2.52"
 KEY_ID = "nodemgr"
 SECRET = bytes.fromhex("5e" * 16 + "a7" * 16)
@@ -60,8 +61,9 @@ class Lab:
     manager and one direct service "tep" at VIP:80; vm and up are the test's wires."""
 
     def __init__(self, cleanup, name, dataplane="", locators=None,
-                 enhanced=("GET", "HEAD", "PUT", "DELETE"), auth="none", extra_config=""):
-        self.net = tk.Net()
+                 enhanced=("GET", "HEAD", "PUT", "DELETE"), auth="none", extra_config="",
+                 vm2=False):
+        self.net = tk.Net(roles=("vm", "up", "w") if vm2 else ("vm", "up"))
         cleanup(self.net.close)
         self.net.setup()
         self.redis = sp_new_redis(cleanup).start()
@@ -92,13 +94,19 @@ mac = {VM_MAC}
 [port.uplink]
 device = net_pcap1,iface={self.net.dev("up")}
 role = uplink
-"""
+""" + (f"""
+[port.vm2]
+device = net_pcap2,iface={self.net.dev("w")}
+role = vm
+mac = {VM2_MAC}
+""" if vm2 else "")
         self.daemon = Daemon(config, f"tep-{name}")
         cleanup(lambda: shutil.rmtree(self.daemon.dir, ignore_errors=True))  # after close
         cleanup(self.daemon.close)
         self.daemon.start(ready_prefix=self.prefix, api_port=self.api_port)
         self.vm = self.net.wire("vm")
         self.up = self.net.wire("up")
+        self.vm2 = self.net.wire("w") if vm2 else None
         self.want = {}  # the TCP events the scenario implies so far
         if enhanced is not None:
             self.service(enhanced, auth=auth)
@@ -172,10 +180,13 @@ role = uplink
         buffer left, counters as implied, then an orderly stop with every mbuf back."""
         self.vm.check_quiet(quiet)
         self.up.check_quiet(0.05)
+        if self.vm2:
+            self.vm2.check_quiet(0.05)
         self.wait_no_flows()
         s = self.stats()
         assert s["flow_buffers"] == 0, s
-        for name, wire in (("vm", self.vm), ("uplink", self.up)):
+        wires = [("vm", self.vm), ("uplink", self.up)] + ([("vm2", self.vm2)] if self.vm2 else [])
+        for name, wire in wires:
             p = self.port(name)
             assert p["rx_packets"] == wire.sent, (name, p, wire.sent)
             assert p["tx_packets"] == wire.received, (name, p, wire.received)
@@ -240,8 +251,11 @@ def same_frame(got, want):
 class Client:
     """One connection of the VM to VIP:80, played by the test (seq numbers in the VM's space)."""
 
-    def __init__(self, lab, sport, isn, mss=1460, ws=7, sack=True, ts=True, win=64240):
+    def __init__(self, lab, sport, isn, mss=1460, ws=7, sack=True, ts=True, win=64240,
+                 wire=None, mac=VM_MAC, ip=VM_IP):
         self.lab, self.sport, self.isn = lab, sport, u32(isn)
+        self.wire = lab.vm if wire is None else wire   # the VM's port (its veth)
+        self.mac, self.ip = mac, ip
         self.mss, self.ws = mss, ws
         self.syn_opts = tk.opts(mss=mss, ws=ws, sack=sack, ts=1000 if ts else None)
         self.syn_win = win
@@ -253,7 +267,7 @@ class Client:
         self.held = 0             # bytes shortpath holds (acknowledged before the bind)
 
     def frame(self, flags, payload=b"", seq=None, ack=None, win=None, **kw):
-        return tk.tcp_frame(VM_MAC, GW_MAC, VM_IP, VIP, self.sport, 80,
+        return tk.tcp_frame(self.mac, GW_MAC, self.ip, VIP, self.sport, 80,
                             seq=self.nxt if seq is None else seq,
                             ack=self.rcv_nxt if ack is None else ack, flags=flags,
                             win=self.wfield if win is None else win, payload=payload, **kw)
@@ -267,19 +281,19 @@ class Client:
 
     def syn(self):
         """SYN; the SYN-ACK is checked exactly (cookie kept)."""
-        self.lab.vm.send(tk.tcp_frame(VM_MAC, GW_MAC, VM_IP, VIP, self.sport, 80, seq=self.isn,
+        self.wire.send(tk.tcp_frame(self.mac, GW_MAC, self.ip, VIP, self.sport, 80, seq=self.isn,
                                       flags="S", win=self.syn_win, options=self.syn_opts))
-        sa = self.lab.vm.expect(lambda s: self.ours(s) and s.has("S"), what="SYN-ACK")
+        sa = self.wire.expect(lambda s: self.ours(s) and s.has("S"), what="SYN-ACK")
         opts = struct.pack("!BBH", 2, 4, CLAMP) + (
             struct.pack("!BBBB", 1, 3, 3, OUR_WS) if self.ws is not None else b"")
-        check_built(sa, src_mac=GW_MAC, dst_mac=VM_MAC, src=VIP, dst=VM_IP, sport=80,
+        check_built(sa, src_mac=GW_MAC, dst_mac=self.mac, src=VIP, dst=self.ip, sport=80,
                     dport=self.sport, seq=sa.seq, ack=self.isn + 1, flags="SA",
                     win=min(self.lab.flow_buffer, 65535), options=opts)
         self.cookie = sa.seq
         return sa
 
     def ack(self):
-        self.lab.vm.send(self.frame("A", seq=u32(self.isn + 1), ack=u32(self.cookie + 1)))
+        self.wire.send(self.frame("A", seq=u32(self.isn + 1), ack=u32(self.cookie + 1)))
 
     def connect(self):
         self.syn()
@@ -288,12 +302,12 @@ class Client:
 
     def send(self, data, flags="PA", **kw):
         f = self.frame(flags, data, **kw)
-        self.lab.vm.send(f)
+        self.wire.send(f)
         self.nxt = u32(self.nxt + len(data) + (1 if "F" in flags else 0))
         return f
 
     def expect(self, pred=None, timeout=3.0, what="a segment"):
-        return self.lab.vm.expect(lambda s: self.ours(s) and (pred is None or pred(s)), timeout,
+        return self.wire.expect(lambda s: self.ours(s) and (pred is None or pred(s)), timeout,
                                   what)
 
     def hold_win(self):
@@ -305,7 +319,7 @@ class Client:
         self.send(data, flags)
         self.held += len(data)
         a = self.expect(lambda s: s.ack == self.nxt, what=f"ACK of {self.nxt}")
-        return check_built(a, src_mac=GW_MAC, dst_mac=VM_MAC, src=VIP, dst=VM_IP, sport=80,
+        return check_built(a, src_mac=GW_MAC, dst_mac=self.mac, src=VIP, dst=self.ip, sport=80,
                            dport=self.sport, seq=self.cookie + 1, ack=self.nxt, flags="A",
                            win=self.hold_win())
 
@@ -322,7 +336,7 @@ class Backend:
         self.ident = 4000
 
     def ours(self, s):
-        return (s.is_tcp and s.dst == self.ip and s.dport == self.port and s.src == VM_IP and
+        return (s.is_tcp and s.dst == self.ip and s.dport == self.port and s.src == self.c.ip and
                 s.sport == self.c.sport)
 
     def expect(self, pred=None, timeout=3.0, what="a segment"):
@@ -334,7 +348,7 @@ class Backend:
         s = self.expect(lambda s: s.has("S"), timeout, "backend SYN")
         opts = struct.pack("!BBH", 2, 4, self.c.cookie_mss) + (
             struct.pack("!BBBB", 1, 3, 3, min(self.c.ws, 14)) if self.c.ws is not None else b"")
-        check_built(s, src_mac=VM_MAC, dst_mac=GW_MAC, src=VM_IP, dst=self.ip,
+        check_built(s, src_mac=self.c.mac, dst_mac=GW_MAC, src=self.c.ip, dst=self.ip,
                     sport=self.c.sport, dport=self.port, seq=self.c.isn, ack=0, flags="S",
                     win=None, options=opts)
         self.rcv_nxt = u32(self.c.isn + 1)
@@ -342,7 +356,7 @@ class Backend:
 
     def frame(self, flags, payload=b"", seq=None, ack=None, win=None, options=b"", ttl=61):
         self.ident += 1
-        return tk.tcp_frame(GW_MAC, VM_MAC, self.ip, VM_IP, self.port, self.c.sport,
+        return tk.tcp_frame(GW_MAC, self.c.mac, self.ip, self.c.ip, self.port, self.c.sport,
                             seq=self.nxt if seq is None else seq,
                             ack=self.rcv_nxt if ack is None else ack, flags=flags,
                             win=self.win if win is None else win, options=options,
@@ -361,7 +375,7 @@ class Backend:
 
     def expect_handshake_ack(self):
         a = self.expect(lambda s: not s.payload and s.ack == u32(self.isn + 1), what="ACK")
-        return check_built(a, src_mac=VM_MAC, dst_mac=GW_MAC, src=VM_IP, dst=self.ip,
+        return check_built(a, src_mac=self.c.mac, dst_mac=GW_MAC, src=self.c.ip, dst=self.ip,
                            sport=self.c.sport, dport=self.port, seq=self.c.isn + 1,
                            ack=self.isn + 1, flags="A", win=self.vm_window())
 
@@ -372,7 +386,7 @@ class Backend:
             s = self.expect(lambda s: s.payload and s.seq == self.rcv_nxt, timeout,
                             f"data at {self.rcv_nxt}")
             last = len(self.got) + len(s.payload) == want_end
-            check_built(s, src_mac=VM_MAC, dst_mac=GW_MAC, src=VM_IP, dst=self.ip,
+            check_built(s, src_mac=self.c.mac, dst_mac=GW_MAC, src=self.c.ip, dst=self.ip,
                         sport=self.c.sport, dport=self.port, seq=self.rcv_nxt,
                         ack=self.isn + 1 + self.c.rcv, flags="PA" if last else "A",
                         win=self.vm_window(), payload=s.payload)
@@ -413,7 +427,7 @@ class Splice:
         f = self.be.send(payload, flags, win=win, ack=ack)
         w = tk.Seg(f)
         want_ack = u32(w.ack - self.delta_c) if vm_ack is None else vm_ack
-        want = tk.tcp_frame(GW_MAC, VM_MAC, VIP, VM_IP, 80, self.c.sport,
+        want = tk.tcp_frame(GW_MAC, self.c.mac, VIP, self.c.ip, 80, self.c.sport,
                             seq=u32(seq + self.delta_s), ack=want_ack, flags=flags,
                             win=self.vm_win(w.win), payload=payload, ttl=w.ttl, ident=w.ip_id)
         got = self.c.expect(lambda s: s.seq == u32(seq + self.delta_s) and
@@ -426,7 +440,7 @@ class Splice:
     def translate_vm(self, frame):
         """The frame the backend must get for a VM frame."""
         w = tk.Seg(frame)
-        return tk.tcp_frame(VM_MAC, GW_MAC, VM_IP, self.be.ip, self.c.sport, self.be.port,
+        return tk.tcp_frame(self.c.mac, GW_MAC, self.c.ip, self.be.ip, self.c.sport, self.be.port,
                             seq=u32(w.seq + self.delta_c),
                             ack=u32(w.ack - self.delta_s) if w.has("A") else w.ack,
                             flags=w.flags, win=w.win, payload=w.payload, ttl=w.ttl,
@@ -437,7 +451,7 @@ class Splice:
         seq = self.c.nxt
         f = self.c.send(payload, flags, win=win, ack=ack)
         w = tk.Seg(f)
-        want = tk.tcp_frame(VM_MAC, GW_MAC, VM_IP, self.be.ip, self.c.sport, self.be.port,
+        want = tk.tcp_frame(self.c.mac, GW_MAC, self.c.ip, self.be.ip, self.c.sport, self.be.port,
                             seq=u32(seq + self.delta_c),
                             ack=u32(w.ack - self.delta_s) if w.has("A") else w.ack,
                             flags=flags, win=w.win, payload=payload, ttl=w.ttl, ident=w.ip_id)
