@@ -1675,25 +1675,13 @@ sp_auth_verify_msg(struct sp_auth *a, struct sp_auth_msg *m)
 	if (rc != 0)
 		return refuse(a, m, &be, &req, &auth, -rc, now, NULL, &t0);
 
-	/* 7. a signed body, when the worker holds all of it */
-	if (!auth.payload_unsigned && !m->body_unverified) {
-		if (req.chunked ||
-		    (uint64_t)m->body_len != (req.has_content_length ? req.content_length : 0))
-			return undecided(a, m, UND_BAD_MESSAGE, be.name, &t0);
-		if (body_sha256(a, m->data + m->head_len, m->body_len, sha) != 0)
-			return undecided(a, m, UND_INTERNAL, be.name, &t0);
-		rc = sp_sigv4_payload_check(&auth, sha);
-		if (rc != 0)
-			return refuse(a, m, &be, &req, &auth, -rc, now, sha, &t0);
-	}
-
 	/* authentic: what a verdict carries */
 	m->verdict = m->mode == SP_AUTH_MODE_FIRST;
 	m->ttl_ms = a->verdict_ttl_s * 1000;
 	m->policy = c->policy;
 	m->cred_gen = gen;
 
-	/* 8. the policy */
+	/* 7. the policy (before the body, as the service: its bucket check comes first) */
 	act = sp_policy_action_of(m->data + req.method_tok.off, req.method_tok.len,
 				  m->data + req.path.off, req.path.len, &bucket, &bucket_len);
 	if (!sp_policy_allows(&c->policy, act, bucket, bucket_len)) {
@@ -1708,6 +1696,18 @@ sp_auth_verify_msg(struct sp_auth *a, struct sp_auth_msg *m)
 			SP_CNT_ADD(a->c.verdicts, 1);
 		log_outcome(a, m, be.name, "AccessDenied", sp_policy_action_name(act));
 		return m->status;
+	}
+
+	/* 8. a signed body, when the worker holds all of it */
+	if (!auth.payload_unsigned && !m->body_unverified) {
+		if (req.chunked ||
+		    (uint64_t)m->body_len != (req.has_content_length ? req.content_length : 0))
+			return undecided(a, m, UND_BAD_MESSAGE, be.name, &t0);
+		if (body_sha256(a, m->data + m->head_len, m->body_len, sha) != 0)
+			return undecided(a, m, UND_INTERNAL, be.name, &t0);
+		rc = sp_sigv4_payload_check(&auth, sha);
+		if (rc != 0)
+			return refuse(a, m, &be, &req, &auth, -rc, now, sha, &t0);
 	}
 
 	/* 9. on */

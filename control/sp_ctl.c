@@ -80,7 +80,17 @@ sp_ctl_create(struct sp_ctl *ctl, const struct sp_conf *cfg, struct sp_dp *dp, c
 	ctl->start_ms = sp_ctl_now_ms();
 	if (gethostname(ctl->instance, sizeof(ctl->instance) - 1) != 0)
 		snprintf(ctl->instance, sizeof(ctl->instance), "unknown");
-	ctl->base = event_base_new();
+	/* precise timers: the punt ring is drained every [dataplane] punt_poll_us, which epoll's
+	 * millisecond timeouts would round up to 1 ms (a verification waits for it) */
+	{
+		struct event_config *ec = event_config_new();
+
+		if (ec != NULL)
+			event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+		ctl->base = ec != NULL ? event_base_new_with_config(ec) : NULL;
+		if (ec != NULL)
+			event_config_free(ec);
+	}
 	if (ctl->base == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
 		return -ENOMEM;

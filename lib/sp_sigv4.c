@@ -34,7 +34,11 @@ static const char *const sp_sigv4_err_msgs[SP_SIGV4_ERR_MAX] = {
 	[SP_SIGV4_ERR_SIGV2] = "The authorization mechanism you have provided is not supported. "
 			       "Please use AWS4-HMAC-SHA256.",
 	[SP_SIGV4_ERR_AUTH_FIELD_MISSING] = "The authorization header is malformed; missing "
-					    "Credential, SignedHeaders or Signature.",
+					    "Credential.",
+	[SP_SIGV4_ERR_AUTH_NO_SIGNED_HEADERS] = "The authorization header is malformed; missing "
+						"SignedHeaders.",
+	[SP_SIGV4_ERR_AUTH_NO_SIGNATURE] = "The authorization header is malformed; missing "
+					   "Signature.",
 	[SP_SIGV4_ERR_BAD_DATE] = "AWS authentication requires a valid Date or x-amz-date header",
 	[SP_SIGV4_ERR_BAD_CREDENTIAL] = "The authorization header is malformed; the Credential is "
 					"mal-formed; expecting "
@@ -1127,8 +1131,13 @@ sp_sigv4_parse_header(const char *v, size_t n, const char **cred, size_t *cred_l
 			break;
 		i = e + 1;
 	}
-	if (*cred == NULL || *sh == NULL || *sig == NULL)
+	/* in the lab's order: the first one missing is named */
+	if (*cred == NULL)
 		return -SP_SIGV4_ERR_AUTH_FIELD_MISSING;
+	if (*sh == NULL)
+		return -SP_SIGV4_ERR_AUTH_NO_SIGNED_HEADERS;
+	if (*sig == NULL)
+		return -SP_SIGV4_ERR_AUTH_NO_SIGNATURE;
 	return 0;
 }
 

@@ -64,7 +64,11 @@
 	  "AuthorizationQueryParametersError") /* presigned: an X-Amz-* parameter twice (*) */     \
 	X(BAD_ALGORITHM, "bad_algorithm", "AuthorizationHeaderMalformed")                          \
 	X(AUTH_FIELD_MISSING, "auth_field_missing",                                                \
-	  "AuthorizationHeaderMalformed") /* no Credential=, SignedHeaders= or Signature= */       \
+	  "AuthorizationHeaderMalformed") /* no Credential= */                                     \
+	X(AUTH_NO_SIGNED_HEADERS, "auth_no_signed_headers",                                        \
+	  "AuthorizationHeaderMalformed") /* Credential=, but no SignedHeaders= */                 \
+	X(AUTH_NO_SIGNATURE, "auth_no_signature",                                                  \
+	  "AuthorizationHeaderMalformed") /* Credential= and SignedHeaders=, no Signature= */      \
 	X(FIELD_TOO_LONG, "field_too_long",                                                        \
 	  "AuthorizationHeaderMalformed")	/* beyond SP_SIGV4_*_MAX (no client sends that) */ \
 	X(BAD_DATE, "bad_date", "AccessDenied") /* X-Amz-Date missing or not YYYYMMDDTHHMMSSZ */   \

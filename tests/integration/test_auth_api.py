@@ -20,7 +20,8 @@ CRED_EPOCH = "sp:cred:epoch"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 OUTPUT_KEYS = {"service", "access_key", "buckets", "actions", "created", "updated", "generation"}
 SIGV4_ERRORS = {"missing", "sigv2", "query_params", "dup_query_param", "bad_algorithm",
-                "auth_field_missing", "field_too_long", "bad_date", "bad_credential",
+                "auth_field_missing", "auth_no_signed_headers", "auth_no_signature",
+                "field_too_long", "bad_date", "bad_credential",
                 "credential_date", "wrong_region", "wrong_service", "bad_expires", "expired",
                 "not_yet_valid", "skewed", "no_content_sha256", "bad_access_key",
                 "unknown_access_key", "streaming_payload", "bad_content_sha256", "bad_encoding",

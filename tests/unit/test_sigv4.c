@@ -986,7 +986,7 @@ static const struct {
 	 -SP_SIGV4_ERR_AUTH_FIELD_MISSING, "AuthorizationHeaderMalformed"},
 	{HEAD DATE PAYLOAD "Authorization: AWS4-HMAC-SHA256 Credential=" CRED ", Signature=" SIG0
 			   "\r\n" END,
-	 -SP_SIGV4_ERR_AUTH_FIELD_MISSING, "AuthorizationHeaderMalformed"},
+	 -SP_SIGV4_ERR_AUTH_NO_SIGNED_HEADERS, "AuthorizationHeaderMalformed"},
 	{HEAD DATE PAYLOAD "Authorization: AWS4-HMAC-SHA256 SignedHeaders=host, Signature=" SIG0
 			   "\r\n" END,
 	 -SP_SIGV4_ERR_AUTH_FIELD_MISSING, "AuthorizationHeaderMalformed"},
@@ -995,7 +995,10 @@ static const struct {
 	 -SP_SIGV4_ERR_AUTH_FIELD_MISSING, "AuthorizationHeaderMalformed"},
 	{HEAD DATE PAYLOAD "Authorization: AWS4-HMAC-SHA256 Credential=" CRED
 			   " SignedHeaders=host Signature=" SIG0 "\r\n" END,
-	 -SP_SIGV4_ERR_AUTH_FIELD_MISSING, "AuthorizationHeaderMalformed"},
+	 -SP_SIGV4_ERR_AUTH_NO_SIGNED_HEADERS, "AuthorizationHeaderMalformed"},
+	{HEAD DATE PAYLOAD "Authorization: AWS4-HMAC-SHA256 Credential=" CRED
+			   ", SignedHeaders=host\r\n" END,
+	 -SP_SIGV4_ERR_AUTH_NO_SIGNATURE, "AuthorizationHeaderMalformed"},
 	/* the last of a field given twice counts, as in the lab */
 	{HEAD DATE PAYLOAD "Authorization: AWS4-HMAC-SHA256 Credential=x, Credential=" CRED
 			   ",SignedHeaders=host,,,Signature=" SIG0 ",Other=1\r\n" END,
