@@ -53,7 +53,7 @@ def ping(ns, target, count=3, check=True):
 def test_run_default_once():
     """tools/lab/run-default.sh --once: lab.sh up (build, network, service, Redis, shortpathd),
     every check passes (ping, HTTP, S3 through shortpathd on the direct path, a listing the
-    ordinary way), lab.sh down."""
+    ordinary way, local authentication), lab.sh down."""
     proc = subprocess.Popen([RUN_DEFAULT, "--once"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=sp.ROOT)
     try:
@@ -72,6 +72,12 @@ def test_run_default_once():
     assert re.search(r"OK +sp-vm2: get-object 20 MiB in \d+ s: sha256 OK", out), out
     assert "went direct to the storage node; LB and front ends saw neither" in out, out
     assert "list-objects-v2 went the ordinary way" in out, out
+    # local authentication (auth first): verified once per VM, then verdicts; a wrong secret
+    # refused by shortpathd, never seen by the service
+    assert re.search(r"OK +sp-vm1's first request as \S+ was verified in the control thread", out)
+    assert re.search(r"OK +its next 2 requests rode the verdict", out), out
+    assert re.search(r"OK +sp-vm2's first request was verified too", out), out
+    assert re.search(r"OK +a wrong secret from sp-vm2: SignatureDoesNotMatch from shortpathd", out)
     assert "FAIL" not in out, out
     assert "shortpathd stopped on SIGTERM, exit 0" in out, out
     assert "packet pool: 0 of " in out, out

@@ -11,9 +11,13 @@
 #                                    3. shortpathd's Redis (configs/redis-dev.conf, unix socket)
 #                                    4. shortpathd -c configs/lab.conf (or a generated config for
 #                                       --vms other than 2), in the background, and the service
-#                                       `s3` on the VIP: direct path (auth none: enhanced GET/HEAD/
-#                                       PUT/DELETE go straight to the storage nodes), or ordinary
-#                                       with --ordinary
+#                                       `s3` on the VIP: direct path (auth first: shortpathd
+#                                       verifies a client's first request from a VM, then enhanced
+#                                       GET/HEAD/PUT/DELETE go straight to the storage nodes), or
+#                                       ordinary with --ordinary (auth service); the service's two
+#                                       client credentials registered with shortpathd (spctl cred
+#                                       set): the lab's (every bucket) and the restricted one
+#                                       (only the bucket RESTRICTED_BUCKET of svc/env)
 #   sudo tools/lab/lab.sh down       stops shortpathd (SIGTERM; reports its exit and mbuf pool),
 #                                    Redis, the service, removes the network and /run/shortpath-lab
 #   tools/lab/lab.sh status          each part; exit 0 iff all of it runs
@@ -34,6 +38,8 @@ API=127.0.0.1:9180
 SHORTPATHD=$ROOT/build/control/shortpathd
 LABNET=$ROOT/tools/lab/labnet.sh
 SVCCTL=$ROOT/tools/lab/service/svcctl.py
+SPCTL=$ROOT/tools/spctl
+PY=/usr/bin/python3
 VMS=2
 DATAPLANE=1
 SVC_PATH=direct
@@ -153,19 +159,46 @@ stop_shortpathd() {
 	return 1
 }
 
-# The object service as shortpathd's enhanced service `s3`: direct (auth none: enhanced
-# requests go straight to the storage nodes), or ordinary with --ordinary (auth service).
+env_get() { # NAME: its value in the service's env.json
+	"$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$SVC/env.json" "$1"
+}
+
+# The object service as shortpathd's enhanced service `s3`: direct (auth first: shortpathd
+# authenticates on the service's behalf, a client's first request from a VM in the control
+# thread, later ones by the verdict; enhanced requests go straight to the storage nodes), or
+# ordinary with --ordinary (auth service: the service's front ends authenticate).
 define_service() {
-	local auth=none out
+	local auth=first out region
 	[ "$SVC_PATH" = direct ] || auth=service
+	region=$(env_get SVC_REGION) || die "no SVC_REGION in $SVC/env.json"
 	out=$(curl -s -m 5 -X PUT "http://$API/v1/services/s3" -H 'Content-Type: application/json' \
 		-d '{"vip": "10.79.0.10", "port": 80, "storage_manager": "10.78.0.30:8000",
-		     "node_key_id": "nodemgr", "auth": "'$auth'",
+		     "node_key_id": "nodemgr", "auth": "'$auth'", "region": "'"$region"'",
 		     "enhanced": ["GET", "HEAD", "PUT", "DELETE"]}') || die "cannot define service s3: $out"
 	case "$out" in
-	*'"path": "'$SVC_PATH'"'*) say "service s3 (10.79.0.10:80): $SVC_PATH path" ;;
+	*'"path": "'$SVC_PATH'"'*) say "service s3 (10.79.0.10:80): $SVC_PATH path (auth $auth)" ;;
 	*) die "service s3 was not defined as expected: $out" ;;
 	esac
+}
+
+# The service's client credentials (svcctl.py keeps them in the service's Redis) registered with
+# shortpathd for s3, so that it can authenticate on the service's behalf: the lab's (every bucket,
+# every action) and the restricted one (only the bucket RESTRICTED_BUCKET, as in the service's
+# Redis). Registered in both paths: `spctl service update s3 --auth first` works at run time.
+# The secrets go to spctl on stdin (never on a command line).
+register_credentials() {
+	local ak rak rbucket out
+	if ! ak=$(env_get AWS_ACCESS_KEY_ID) || ! rak=$(env_get RESTRICTED_ACCESS_KEY_ID) ||
+		! rbucket=$(env_get RESTRICTED_BUCKET); then
+		die "no client credentials in $SVC/env.json"
+	fi
+	out=$(env_get AWS_SECRET_ACCESS_KEY | "$SPCTL" --api "$API" cred set s3 "$ak" \
+		--secret-file - --buckets '*' --actions '*' 2>&1) ||
+		die "cannot register the lab's client credential with shortpathd: $out"
+	out=$(env_get RESTRICTED_SECRET_ACCESS_KEY | "$SPCTL" --api "$API" cred set s3 "$rak" \
+		--secret-file - --buckets "$rbucket" --actions '*' 2>&1) ||
+		die "cannot register the restricted client credential with shortpathd: $out"
+	say "client credentials of s3 registered with shortpathd: $ak (every bucket), $rak (only $rbucket)"
 }
 
 cmd_up() {
@@ -197,6 +230,7 @@ cmd_up() {
 		start_redis
 		start_shortpathd
 		define_service
+		register_credentials
 	fi
 	echo "$VMS" >"$RUN/vms"
 	trap - EXIT
@@ -290,7 +324,7 @@ up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 *)
-	sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

@@ -8,8 +8,11 @@
 # the fabric, Redis, shortpathd with configs/lab.conf), then ping, a 20 MiB HTTP download per VM
 # checked by sha256, S3 with awscli from the VMs on the direct path (20 MiB put from one, get from
 # the other, sha256; the storage nodes' logs show both came straight from the VMs with shortpathd's
-# credential, the LB's that a listing went the ordinary way), telemetry and /metrics. A trap runs
-# tools/lab/lab.sh down (also on failure or Ctrl-C) and checks shortpathd stopped cleanly.
+# credential, the LB's that a listing went the ordinary way), local authentication (service s3 has
+# auth first: a VM's first request is verified in the control thread, later ones ride the verdict;
+# a wrong secret is refused with SignatureDoesNotMatch by shortpathd and never reaches the
+# service), telemetry and /metrics. A trap runs tools/lab/lab.sh down (also on failure or Ctrl-C)
+# and checks shortpathd stopped cleanly.
 # shellcheck disable=SC2317 # functions called through wait_until and the EXIT trap
 set -uo pipefail
 
@@ -19,6 +22,7 @@ RUN=/run/shortpath-lab
 PREFIX=shortpath-lab
 API=127.0.0.1:9180
 LAB=$ROOT/tools/lab/lab.sh
+SPCTL=$ROOT/tools/spctl
 PY=/usr/bin/python3
 FABRIC_IP=10.77.0.1
 HTTP_PORT=8080
@@ -32,7 +36,7 @@ for a in "$@"; do
 	case "$a" in
 	--once) ONCE=1 ;;
 	-h | --help)
-		sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -237,7 +241,9 @@ else
 	bad "sp-vm2: get-object: sha256 ${got:-none}, want $WANT"
 fi
 # the direct path: the PUT and the GET reached a storage node straight from the VM, with
-# shortpathd's node-manager credential, and neither the LB nor a front end saw them
+# shortpathd's node-manager credential, and neither the LB nor a front end saw them (auth first:
+# sp-vm1's create-bucket was verified and earned the verdict its PUT rides; sp-vm2's GET, which
+# has no body, was verified on its own)
 direct=$(grep -h -E "key_id=nodemgr .*\"(PUT|GET) /objects/$BUCKET/blob.bin " "$SVC"/logs/node*.access.log)
 if [ -n "$direct" ]; then
 	info "the storage nodes' access logs (key_id=nodemgr: shortpathd's credential):"
@@ -262,6 +268,83 @@ fi
 info "shortpathd's TCP endpoint: $(api_get /v1/stats | "$PY" -c 'import json, sys
 t = json.load(sys.stdin)["total"]["tcp_events"]
 print(", ".join("%s %d" % (k, t[k]) for k in ("syn_rx", "requests", "bind_node", "bind_vip", "loc_hit", "loc_miss", "loc_resolved", "loc_prefetched")))')"
+
+step "Local authentication (service s3, auth first): verified once per VM and client, then verdicts"
+info "$("$SPCTL" service show s3 | grep -E '^(auth|region|path):' | tr -s ' ' | paste -sd ';' | sed 's/;/; /g')"
+# the workers' auth events (summed over workers) and the control thread's count of requests it
+# verified authentic and allowed (GET /v1/auth "ok")
+auth_counters() {
+	"$PY" - "$API" <<'PY'
+import json, sys, urllib.request
+api = "http://" + sys.argv[1]
+t = json.load(urllib.request.urlopen(api + "/v1/stats", timeout=5))["total"]["tcp_events"]
+a = json.load(urllib.request.urlopen(api + "/v1/auth", timeout=5))
+print(" ".join(str(t.get(k, 0)) for k in ("auth_punt", "auth_ok", "auth_hit", "auth_refused"))
+      + " " + str(a.get("ok", 0)))
+PY
+}
+auth_delta() { # before after: "punt +a, ok +b, hit +c, refused +d; control verified +e"
+	"$PY" -c 'import sys
+b, a = (list(map(int, x.split())) for x in sys.argv[1:3])
+d = [y - x for x, y in zip(b, a)]
+print("auth_punt +%d, auth_ok +%d, auth_hit +%d, auth_refused +%d; control: verified +%d" % tuple(d))' "$1" "$2"
+}
+# setting the credential again (same secret) moves its generation: every verdict of it is gone
+if out=$(printf '%s\n' "$SVC_SK" | "$SPCTL" cred set s3 "$SVC_AK" --secret-file - 2>&1); then
+	info "spctl cred set s3 $SVC_AK (same secret): $(grep -E '^generation:' <<<"$out" | tr -s ' ')"
+else
+	echo "$out" | indent
+	bad "spctl cred set s3 $SVC_AK failed"
+fi
+A0=$(auth_counters)
+aws_in sp-vm1 head-object --bucket "$BUCKET" --key blob.bin >/dev/null 2>&1 || bad "sp-vm1: head-object failed"
+A1=$(auth_counters)
+read -r p0 o0 h0 _ v0 <<<"$A0"
+read -r p1 o1 h1 _ v1 <<<"$A1"
+if [ $((p1 - p0)) -eq 1 ] && [ $((o1 - o0)) -eq 1 ] && [ $((v1 - v0)) -eq 1 ] && [ "$h1" -eq "$h0" ]; then
+	pass "sp-vm1's first request as $SVC_AK was verified in the control thread ($(auth_delta "$A0" "$A1"))"
+else
+	bad "sp-vm1's first request: $(auth_delta "$A0" "$A1") (want punt, ok and verified +1, no hit)"
+fi
+for _ in 1 2; do
+	aws_in sp-vm1 head-object --bucket "$BUCKET" --key blob.bin >/dev/null 2>&1 || bad "sp-vm1: head-object failed"
+done
+A2=$(auth_counters)
+read -r p2 _ h2 _ v2 <<<"$A2"
+if [ "$p2" -eq "$p1" ] && [ "$v2" -eq "$v1" ] && [ $((h2 - h1)) -eq 2 ]; then
+	pass "its next 2 requests rode the verdict, no crypto ($(auth_delta "$A1" "$A2"))"
+else
+	bad "sp-vm1's later requests: $(auth_delta "$A1" "$A2") (want auth_hit +2, nothing verified)"
+fi
+aws_in sp-vm2 head-object --bucket "$BUCKET" --key blob.bin >/dev/null 2>&1 || bad "sp-vm2: head-object failed"
+A3=$(auth_counters)
+read -r p3 _ _ _ v3 <<<"$A3"
+if [ $((p3 - p2)) -eq 1 ] && [ $((v3 - v2)) -eq 1 ]; then
+	pass "sp-vm2's first request was verified too: a verdict is per VM port ($(auth_delta "$A2" "$A3"))"
+else
+	bad "sp-vm2's first request: $(auth_delta "$A2" "$A3") (want verified +1)"
+fi
+# a wrong secret from sp-vm2: its verdict goes first (set again), since under a verdict mode
+# first trusts a request without a crypto check (that is the mode; every-request checks each)
+NOKEY=wrong-secret-$(date +%s%N)
+printf '%s\n' "$SVC_SK" | "$SPCTL" cred set s3 "$SVC_AK" --secret-file - >/dev/null 2>&1
+out=$(SVC_SK="wrong${SVC_SK#?????}" aws_in sp-vm2 get-object --bucket "$BUCKET" --key "$NOKEY" "$WORK/wrong.out" 2>&1)
+A4=$(auth_counters)
+sleep 0.5
+seen=$(grep -l -- "$NOKEY" "$SVC"/logs/*.log 2>/dev/null | xargs -r -n1 basename | paste -sd, -)
+if grep -q "(SignatureDoesNotMatch)" <<<"$out" && [ -z "$seen" ]; then
+	pass "a wrong secret from sp-vm2: SignatureDoesNotMatch from shortpathd, no service log has it ($(auth_delta "$A3" "$A4"))"
+else
+	echo "$out" | indent
+	bad "wrong secret: want SignatureDoesNotMatch answered by shortpathd; service logs naming it: ${seen:-none}"
+fi
+info "tools/spctl auth (GET /v1/auth), in short: $("$SPCTL" auth --json | "$PY" -c 'import json, sys
+a = json.load(sys.stdin)
+refused = ", ".join("%s %d" % kv for kv in a["refused_by"].items() if kv[1])
+w = ", ".join("%s %d" % kv for kv in a["workers"].items() if kv[1])
+print("control: punts %d, ok %d, refused %d (%s), undecided %d, verification mean %.0f us, max %.0f us; workers: %s"
+      % (a["punts"], a["ok"], a["refused"], refused or "-", a["undecided"],
+         a["verify"]["mean_ns"] / 1e3, a["verify"]["max_ns"] / 1e3, w))')"
 aws_in sp-vm1 delete-object --bucket "$BUCKET" --key blob.bin >/dev/null 2>&1
 aws_in sp-vm1 delete-bucket --bucket "$BUCKET" >/dev/null 2>&1
 
@@ -318,6 +401,7 @@ cat <<EOF
     tail -f $RUN/shortpathd.log
     . $RUN/svc/env; ip netns exec sp-vm1 aws --endpoint-url \$SVC_ENDPOINT s3api list-buckets
     ip netns exec sp-vm2 tools/lab/s3round.py --env $RUN/svc/env.json --client all
+    tools/spctl service show s3; tools/spctl cred list s3; tools/spctl auth
     tail -f $RUN/svc/logs/lb.access.log $RUN/svc/logs/fe1.log $RUN/svc/logs/node1.access.log
     tools/lab/lab.sh status
 EOF

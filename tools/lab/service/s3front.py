@@ -7,7 +7,11 @@
 Operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation, ListObjects
 (V1, V2), PutObject, GetObject (Range, If-Match, If-None-Match, If-Modified-Since,
 If-Unmodified-Since), HeadObject, DeleteObject; anything else is S3's NotImplemented.
-Client credentials: Redis hashes svc:cred:{ACCESS_KEY} (fields secret, owner).
+Client credentials: Redis hashes svc:cred:{ACCESS_KEY} (fields secret, owner, and optionally
+buckets: comma-separated bucket names or prefixes ending in '*' the credential may use; absent =
+every bucket). A correctly signed request for another bucket is AccessDenied (checked after the
+signature, as S3 checks a policy); ListBuckets names no bucket and is allowed, any other request
+without a bucket or with a percent-encoded bucket name is denied to a restricted credential.
 A PutObject body is spooled (memory up to 1 MiB, then a temporary file) so its SHA-256 and
 Content-MD5 are checked before anything is stored, then written to every replica the storage
 manager names (the file's mtime is the object's Last-Modified), with the object's metadata sidecar
@@ -313,7 +317,22 @@ class Handler(BaseHTTPRequestHandler):
             raise S3Error("ServiceUnavailable", f"Credential store unavailable: {e}") from None
         if not c or "secret" not in c:
             raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=ak)
-        return c["secret"], c.get("owner") or ak
+        buckets = c.get("buckets")
+        return (c["secret"], c.get("owner") or ak,
+                None if buckets is None else [b.strip() for b in buckets.split(",") if b.strip()])
+
+    def bucket_allowed(self, buckets, raw_path):
+        """A restricted credential's bucket policy, on the bucket as sent (the first segment of
+        the raw path): a name, or a prefix ending in '*', or '*'."""
+        if buckets is None or "*" in buckets:
+            return True
+        bucket = raw_path[1:].partition("/")[0] if raw_path.startswith("/") else None
+        if not bucket:  # ListBuckets is for every credential; no other request is
+            return raw_path == "/" and self.command in ("GET", "HEAD")
+        if "%" in bucket:
+            return False
+        return any(bucket.startswith(b[:-1]) if b.endswith("*") else bucket == b
+                   for b in buckets)
 
     def authenticate(self, raw_path):
         """(owner, signed payload SHA-256 or None) of a correctly signed request, or AuthError."""
@@ -362,7 +381,7 @@ class Handler(BaseHTTPRequestHandler):
             if payload is None:
                 raise AuthError("InvalidRequest", "Missing required header for this request: "
                                 "x-amz-content-sha256")
-        secret, owner = self.credential(ak)
+        secret, owner, buckets = self.credential(ak)
         self.check_payload_hash(payload)
         creq = sigv4.canonical_request(self.command, raw_path, self.pairs, self.headers,
                                        signed.split(";"), payload,
@@ -371,6 +390,8 @@ class Handler(BaseHTTPRequestHandler):
         if not hmac.compare_digest(sigv4.signature(secret, date, region, "s3", sts), sig):
             raise AuthError("SignatureDoesNotMatch", AWSAccessKeyId=ak, StringToSign=sts,
                             SignatureProvided=sig, CanonicalRequest=creq)
+        if not self.bucket_allowed(buckets, raw_path):
+            raise AuthError("AccessDenied")
         self.auth += "/unsigned-payload" if payload == sigv4.UNSIGNED else "/signed-payload"
         return owner, (None if payload == sigv4.UNSIGNED else payload)
 

@@ -4,7 +4,9 @@ storage manager, S3 front ends, and HAProxy in front of them on the service endp
 
     svcctl.py up     --base DIR --port-base P [--host 127.0.0.1] [--nodes 3] [--frontends 2]
                      [--replicas 2] [--region us-east-1] [--redis-port 0]
+                     [--restricted-bucket restricted]
     svcctl.py up     --base DIR --layout netns [--replicas 2] [--region us-east-1]
+                     [--restricted-bucket restricted]
     svcctl.py status --base DIR
     svcctl.py down   --base DIR [--purge]
 
@@ -31,7 +33,10 @@ DIR/logs: lb.access.log (HAProxy), fe<i>.log, manager.log, node<i>.access.log, n
           x-amz-request-id); *.out, node<i>.error, redis.log (diagnostics)
 DIR/keys: node-keys (what storage nodes trust: `frontend <hex>`, `nodemgr <hex>`, `nodeagent
           <hex>`), frontend.key, nodemgr.key, nodeagent.key (one secret each), client (the S3 test
-          credential: access key, secret)
+          credential: access key, secret; every bucket), restricted (a second client credential
+          allowed only the bucket --restricted-bucket, default `restricted`: the service answers
+          AccessDenied for any other; env RESTRICTED_ACCESS_KEY_ID, RESTRICTED_SECRET_ACCESS_KEY,
+          RESTRICTED_BUCKET)
 """
 import argparse
 import json
@@ -298,6 +303,7 @@ def start(lab, a):
     with open(node_keys, "w") as f:
         f.write(f"frontend {fe_secret}\nnodemgr {nm_secret}\nnodeagent {na_secret}\n")
     ak, sk = lab.secret_file("client", new_client_credential).split()
+    rak, rsk = lab.secret_file("restricted", new_client_credential).split()
 
     # Redis: private; the unix socket DIR/redis.sock for this host's management, TCP for the
     # service hosts in the netns layout; dumps on shutdown so state survives down/up
@@ -321,6 +327,8 @@ def start(lab, a):
             time.sleep(0.05)
     redis_url = f"redis://{rhost}:{rport}/0" if rns else f"unix://{lab.sock}"
     r.hset(f"svc:cred:{{{ak}}}", mapping={"secret": sk, "owner": "lab"})
+    r.hset(f"svc:cred:{{{rak}}}", mapping={"secret": rsk, "owner": "restricted",
+                                           "buckets": a.restricted_bucket})
 
     # storage nodes: one nginx each, and its node agent (in the same namespace)
     manager = url(place, "manager")
@@ -417,6 +425,8 @@ def start(lab, a):
         "SVC_LOGS": lab.logs,
         "AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk, "AWS_DEFAULT_REGION": a.region,
         "AWS_CONFIG_FILE": os.path.join(lab.base, "aws-config"),
+        "RESTRICTED_ACCESS_KEY_ID": rak, "RESTRICTED_SECRET_ACCESS_KEY": rsk,
+        "RESTRICTED_BUCKET": a.restricted_bucket,
     }
     with open(env["AWS_CONFIG_FILE"], "w") as f:
         f.write(f"[default]\nregion = {a.region}\ns3 =\n    addressing_style = path\n")
@@ -511,6 +521,8 @@ def main():
     u.add_argument("--region", default="us-east-1")
     u.add_argument("--redis-port", type=int, default=0,
                    help="Redis also listens on this TCP port (default 0: the socket only)")
+    u.add_argument("--restricted-bucket", default="restricted",
+                   help="the one bucket the second client credential may use")
     d = sub.add_parser("down", help="stop everything the pid files name")
     d.add_argument("--base", required=True)
     d.add_argument("--purge", action="store_true", help="also remove DIR (state, logs)")
