@@ -1,12 +1,13 @@
 /* S3 error responses: code table, XML escaping, the whole HTTP response. */
 #include "sp_s3err.h"
 
-#include "sp_conf.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+#include "sp_conf.h"
+#include "sp_utf8.h"
 
 struct code {
 	const char *code;
@@ -254,30 +255,19 @@ sp_s3err_sigv4_response(char *out, size_t cap, int err, const struct sp_sigv4_au
 				     resource, resource_len, request_id, x, nx, head, now);
 }
 
-static const uint8_t fffd[3] = {0xef, 0xbf, 0xbd}; /* U+FFFD in UTF-8 */
-
-/* Append n bytes (one character) if they fit. */
-static bool
-put_char(char *out, size_t cap, size_t *o, const uint8_t *c, size_t n)
-{
-	if (cap - *o < n)
-		return false;
-	memcpy(out + *o, c, n);
-	*o += n;
-	return true;
-}
-
 size_t
 sp_s3err_resource(char *out, size_t cap, const char *p, size_t n)
 {
-	uint8_t seq[4], lo = 0x80, hi = 0xbf;
-	unsigned int have = 0, need = 0;
+	uint8_t ch[SP_UTF8_OUT_MAX];
+	struct sp_utf8 u;
 	size_t i = 0, o = 0;
+	unsigned int k;
 
 	while (n > 1 && p[0] == '/' && p[1] == '/') {
 		p++;
 		n--;
 	}
+	sp_utf8_init(&u);
 	while (i < n) {
 		uint8_t c = (uint8_t)p[i++];
 		int h1, h2;
@@ -287,55 +277,17 @@ sp_s3err_resource(char *out, size_t cap, const char *p, size_t n)
 			c = (uint8_t)(h1 << 4 | h2);
 			i += 2;
 		}
-		if (need > 0) {
-			if (c >= lo && c <= hi) {
-				seq[have++] = c;
-				lo = 0x80;
-				hi = 0xbf;
-				if (--need == 0) {
-					if (!put_char(out, cap, &o, seq, have))
-						return o;
-					have = 0;
-				}
-				continue;
-			}
-			/* the sequence so far is one U+FFFD; c starts anew */
-			if (!put_char(out, cap, &o, fffd, 3))
-				return o;
-			have = need = 0;
-			lo = 0x80;
-			hi = 0xbf;
-		}
-		if (c < 0x80) {
-			if (!put_char(out, cap, &o, &c, 1))
-				return o;
-			continue;
-		}
-		if (c < 0xc2 || c > 0xf4) {
-			if (!put_char(out, cap, &o, fffd, 3))
-				return o;
-			continue;
-		}
-		seq[0] = c;
-		have = 1;
-		if (c < 0xe0) {
-			need = 1;
-		} else if (c < 0xf0) {
-			need = 2;
-			if (c == 0xe0)
-				lo = 0xa0; /* no overlong forms */
-			else if (c == 0xed)
-				hi = 0x9f; /* no surrogates */
-		} else {
-			need = 3;
-			if (c == 0xf0)
-				lo = 0x90; /* no overlong forms */
-			else if (c == 0xf4)
-				hi = 0x8f; /* nothing beyond U+10FFFF */
-		}
+		k = sp_utf8_push(&u, c, ch);
+		if (cap - o < k) /* cut where a character ends */
+			return o;
+		memcpy(out + o, ch, k);
+		o += k;
 	}
-	if (need > 0)
-		put_char(out, cap, &o, fffd, 3);
+	k = sp_utf8_finish(&u, ch);
+	if (cap - o >= k) {
+		memcpy(out + o, ch, k);
+		o += k;
+	}
 	return o;
 }
 

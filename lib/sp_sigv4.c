@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "sp_conf.h"
+#include "sp_utf8.h"
 
 #define SP_SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 #define SP_SIGV4_TERMINATOR "aws4_request"
@@ -269,7 +270,6 @@ sp_sigv4_out_str(struct sp_sigv4_out *o, const char *s)
 }
 
 static const char sp_sigv4_hex_upper[] = "0123456789ABCDEF";
-static const uint8_t sp_sigv4_fffd[3] = {0xef, 0xbf, 0xbd}; /* U+FFFD in UTF-8 */
 
 /* Byte c as quote() writes it: unreserved (and '/' for the path) as is, the rest as %XX. */
 static inline void
@@ -301,10 +301,11 @@ sp_sigv4_out_enc_seq(struct sp_sigv4_out *o, const uint8_t *s, unsigned int n, b
 static int
 sp_sigv4_out_canon(struct sp_sigv4_out *o, const char *s, size_t n, bool slash)
 {
-	uint8_t seq[4], lo = 0x80, hi = 0xbf;
-	unsigned int have = 0, need = 0;
+	uint8_t out[SP_UTF8_OUT_MAX];
+	struct sp_utf8 u;
 	size_t i = 0;
 
+	sp_utf8_init(&u);
 	while (i < n) {
 		uint8_t c = (uint8_t)s[i];
 
@@ -319,51 +320,9 @@ sp_sigv4_out_canon(struct sp_sigv4_out *o, const char *s, size_t n, bool slash)
 				return -SP_SIGV4_ERR_BAD_ENCODING;
 			i++;
 		}
-		if (need > 0) {
-			if (c >= lo && c <= hi) {
-				seq[have++] = c;
-				lo = 0x80;
-				hi = 0xbf;
-				if (--need == 0) {
-					sp_sigv4_out_enc_seq(o, seq, have, slash);
-					have = 0;
-				}
-				continue;
-			}
-			/* the sequence so far is one U+FFFD; c starts anew */
-			sp_sigv4_out_enc_seq(o, sp_sigv4_fffd, 3, slash);
-			have = need = 0;
-			lo = 0x80;
-			hi = 0xbf;
-		}
-		if (c < 0x80) {
-			sp_sigv4_out_enc(o, c, slash);
-			continue;
-		}
-		if (c < 0xc2 || c > 0xf4) {
-			sp_sigv4_out_enc_seq(o, sp_sigv4_fffd, 3, slash);
-			continue;
-		}
-		seq[0] = c;
-		have = 1;
-		if (c < 0xe0) {
-			need = 1;
-		} else if (c < 0xf0) {
-			need = 2;
-			if (c == 0xe0)
-				lo = 0xa0; /* no overlong forms */
-			else if (c == 0xed)
-				hi = 0x9f; /* no surrogates */
-		} else {
-			need = 3;
-			if (c == 0xf0)
-				lo = 0x90; /* no overlong forms */
-			else if (c == 0xf4)
-				hi = 0x8f; /* nothing beyond U+10FFFF */
-		}
+		sp_sigv4_out_enc_seq(o, out, sp_utf8_push(&u, c, out), slash);
 	}
-	if (need > 0)
-		sp_sigv4_out_enc_seq(o, sp_sigv4_fffd, 3, slash);
+	sp_sigv4_out_enc_seq(o, out, sp_utf8_finish(&u, out), slash);
 	return 0;
 }
 
