@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -37,6 +36,7 @@
 #include "sp_s3err.h"
 #include "sp_services.h"
 #include "sp_sigv4.h"
+#include "sp_store.h"
 #include "sp_tcp_ep.h"
 
 #define KEY_PREFIX "sp:cred:{"	    /* sp:cred:{SERVICE}:{AK} */
@@ -131,8 +131,7 @@ static const unsigned int worker_events[] = {
 /* ---- the module --------------------------------------------------------------------------- */
 
 enum op_kind {
-	OP_RELOAD, /* read every credential from Redis */
-	OP_PUT,
+	OP_PUT = 1, /* a reload's is 0 (h.reload says what it is) */
 	OP_DELETE,
 };
 
@@ -147,12 +146,10 @@ struct cred_input {
 	uint16_t actions;
 };
 
-/* A queued change or reload: processed one at a time, in arrival order. */
+/* A queued change or reload (sp_store: one at a time, in arrival order). */
 struct op {
-	TAILQ_ENTRY(op) next;
-	struct sp_auth *a;
+	struct sp_store_op h; /* first */
 	enum op_kind kind;
-	struct evhttp_request *req; /* NULL for a reload */
 	char service[SP_SERVICES_NAME_MAX + 1];
 	char ak[SP_SIGV4_ACCESS_KEY_MAX + 1];
 	uint8_t ak_len;
@@ -183,14 +180,10 @@ struct sp_auth {
 	uint32_t verdict_ttl_s;
 	uint32_t data_max;		  /* bytes of data a message can hold (0: unchecked) */
 	struct sp_services_backend alone; /* standalone: the service in slot 0 */
-	bool loaded;			  /* read from Redis at least once (atomic) */
-	bool busy;			  /* the head of the queue is in flight */
-	bool epoch_probe;
-	bool reload_queued;
-	bool stopping;
-	uint64_t epoch;	  /* sp:cred:epoch of what is loaded */
+	/* sp:cred:*: its queue, st.epoch of what is loaded, st.loaded (atomic: read at least
+	 * once), st.stopping */
+	struct sp_store st;
 	uint32_t n_creds; /* atomic: read by telemetry */
-	TAILQ_HEAD(, op) queue;
 	struct cred_table t;
 	EVP_MD_CTX *md_ctx; /* body hashes */
 	EVP_MD *md;
@@ -201,8 +194,6 @@ struct sp_auth {
 	uint64_t req_id_seq; /* request ids when RAND_bytes fails */
 	char creq[CREQ_MAX]; /* SignatureDoesNotMatch's CanonicalRequest */
 };
-
-static void run_queue(struct sp_auth *a);
 
 static uint64_t
 now_ms(void)
@@ -590,71 +581,29 @@ cred_json(struct sp_auth *a, const struct cred *c)
 	return o;
 }
 
-/* ---- queue -------------------------------------------------------------------------------- */
+/* ---- the store's ops ----------------------------------------------------------------------- */
 
-static void
-reply_error(struct op *o, int code, const char *ecode, const char *field, const char *msg)
+static struct op *
+op_of(struct sp_store_op *h)
 {
-	if (o->req != NULL)
-		sp_api_send_error(o->req, code, ecode, field, "%s", msg);
-	o->req = NULL;
+	return container_of(h, struct op, h);
+}
+
+static struct sp_auth *
+auth_of(struct op *o)
+{
+	return container_of(o->h.st, struct sp_auth, st);
 }
 
 static void
-op_free(struct op *o)
+op_free(struct sp_store_op *h)
 {
+	struct op *o = op_of(h);
+
 	table_free(&o->nt);
 	cred_free(o->c);
 	OPENSSL_cleanse(o, sizeof(*o));
 	free(o);
-}
-
-static void
-op_drop(struct sp_auth *a, struct op *o)
-{
-	TAILQ_REMOVE(&a->queue, o, next);
-	if (o->kind == OP_RELOAD)
-		a->reload_queued = false;
-	op_free(o);
-}
-
-static void
-op_done(struct sp_auth *a, struct op *o)
-{
-	op_drop(a, o);
-	a->busy = false;
-	run_queue(a);
-}
-
-static void
-queue_reload_after(struct sp_auth *a, struct op *after)
-{
-	struct op *o;
-
-	if (a->reload_queued || a->stopping)
-		return;
-	o = calloc(1, sizeof(*o));
-	if (o == NULL)
-		return;
-	o->a = a;
-	o->kind = OP_RELOAD;
-	a->reload_queued = true;
-	if (after != NULL)
-		TAILQ_INSERT_AFTER(&a->queue, after, o, next);
-	else
-		TAILQ_INSERT_TAIL(&a->queue, o, next);
-}
-
-static uint64_t
-reply_u64(const redisReply *r)
-{
-	if (r == NULL)
-		return 0;
-	if (r->type == REDIS_REPLY_INTEGER)
-		return (uint64_t)r->integer;
-	if (r->type == REDIS_REPLY_STRING)
-		return strtoull(r->str, NULL, 10);
-	return 0;
 }
 
 /* ---- reload from Redis -------------------------------------------------------------------- */
@@ -787,30 +736,30 @@ reload_apply(struct sp_auth *a, struct op *o)
 			changed++;
 		}
 	table_free(&old);
-	if (!a->loaded || o->epoch != a->epoch || changed > 0)
+	if (!a->st.loaded || o->epoch != a->st.epoch || changed > 0)
 		SP_LOG(NOTICE,
 		       "auth: %u credential(s) loaded from Redis (epoch %" PRIu64 ", %u changed)%s",
 		       a->t.n, o->epoch, changed, o->skipped ? ", some skipped (see above)" : "");
-	a->epoch = o->epoch;
-	__atomic_store_n(&a->loaded, true, __ATOMIC_RELEASE);
+	a->st.epoch = o->epoch;
+	__atomic_store_n(&a->st.loaded, true, __ATOMIC_RELEASE);
 }
 
 /* A reload's command came back: once none is pending, apply it or give up. */
 static void
 reload_step(struct op *o)
 {
-	struct sp_auth *a = o->a;
+	struct sp_auth *a = auth_of(o);
 
 	if (--o->pending > 0)
 		return;
 	if (o->failed)
 		SP_LOG(WARNING, "auth: reading the credentials from Redis failed: %s",
-		       a->loaded ? "kept the ones in memory"
-				 : "none loaded yet (the service "
-				   "authenticates until they are)");
+		       a->st.loaded ? "kept the ones in memory"
+				    : "none loaded yet (the service "
+				      "authenticates until they are)");
 	else
 		reload_apply(a, o);
-	op_done(a, o);
+	sp_store_op_done(&o->h);
 }
 
 static void
@@ -890,7 +839,7 @@ on_reload_scan(void *arg, const redisReply *reply)
 			continue;
 		}
 		h->o = o;
-		if (sp_redis_command(o->a->ctl->redis, on_reload_hash, h, "HGETALL %b", k->str,
+		if (sp_redis_command(o->h.st->redis, on_reload_hash, h, "HGETALL %b", k->str,
 				     k->len) != 0) {
 			free(h);
 			o->failed = true;
@@ -907,7 +856,7 @@ on_reload_scan(void *arg, const redisReply *reply)
 static int
 reload_scan(struct op *o, const char *cursor)
 {
-	int rc = sp_redis_command(o->a->ctl->redis, on_reload_scan, o, "SCAN %s MATCH %s COUNT %d",
+	int rc = sp_redis_command(o->h.st->redis, on_reload_scan, o, "SCAN %s MATCH %s COUNT %d",
 				  cursor, KEY_PREFIX "*", SCAN_COUNT);
 
 	if (rc == 0)
@@ -924,34 +873,46 @@ on_reload_epoch(void *arg, const redisReply *reply)
 			      reply->type != REDIS_REPLY_INTEGER))
 		o->failed = true;
 	else
-		o->epoch = reply_u64(reply);
+		o->epoch = sp_store_reply_u64(reply);
 	reload_step(o);
+}
+
+/* GET epoch and SCAN (then HGETALL of every key): 0 once anything is in flight (reload_step
+ * ends the op when the last answer came). */
+static int
+reload(struct sp_store_op *h)
+{
+	struct op *o = op_of(h);
+	int rc;
+
+	table_free(&o->nt);
+	o->pending = 0;
+	o->failed = false;
+	o->skipped = 0;
+	rc = sp_redis_command(h->st->redis, on_reload_epoch, o, "GET " REDIS_EPOCH);
+	if (rc == 0) {
+		o->pending++;
+		rc = reload_scan(o, "0");
+	}
+	if (rc != 0) {
+		o->failed = true;
+		if (o->pending == 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* ---- writes ------------------------------------------------------------------------------- */
 
-/* EXEC of MULTI / DEL / [HSET] / INCR epoch. */
-static void
-on_write(void *arg, const redisReply *reply)
+/* Redis stored the change under epoch: apply it here and answer. */
+static int
+written(struct sp_store_op *h, uint64_t epoch)
 {
-	struct op *o = arg;
-	struct sp_auth *a = o->a;
-	size_t want = o->kind == OP_PUT ? 3 : 2;
+	struct op *o = op_of(h);
+	struct sp_auth *a = auth_of(o);
 	struct cred *cur;
-	uint64_t epoch;
-	bool others;
 
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != want ||
-	    reply->element[want - 1]->type != REDIS_REPLY_INTEGER) {
-		reply_error(o, 503, "redis_unavailable", NULL,
-			    reply == NULL ? "Redis did not answer: nothing was changed"
-					  : "Redis refused the change: nothing was changed");
-		op_done(a, o);
-		return;
-	}
-	epoch = (uint64_t)reply->element[want - 1]->integer;
-	others = epoch != a->epoch + 1; /* somebody else wrote in between: read it all again */
-	a->epoch = epoch;
+	a->st.epoch = epoch;
 	cur = table_find(&a->t, o->service, o->ak, o->ak_len);
 	if (o->kind == OP_DELETE) {
 		if (cur != NULL) {
@@ -961,8 +922,8 @@ on_write(void *arg, const redisReply *reply)
 		bump(a, o->service, o->ak, o->ak_len);
 		SP_LOG(NOTICE, "auth: credential %s of service %s deleted (epoch %" PRIu64 ")",
 		       o->ak, o->service, epoch);
-		if (o->req != NULL)
-			sp_api_send_json(o->req, 200,
+		if (h->req != NULL)
+			sp_api_send_json(h->req, 200,
 					 json_pack("{s:s%}", "deleted", o->ak, (size_t)o->ak_len));
 	} else {
 		if (cur != NULL) {
@@ -971,39 +932,39 @@ on_write(void *arg, const redisReply *reply)
 		}
 		if (table_add(&a->t, o->c) != 0) {
 			/* stored in Redis; the next reload brings it here */
-			reply_error(o, 503, "no_memory", NULL,
-				    "stored in Redis, but out of memory here");
+			sp_store_reply_error(h, 503, "no_memory", NULL,
+					     "stored in Redis, but out of memory here");
 			bump(a, o->service, o->ak, o->ak_len);
-			a->epoch = 0; /* forces a reload on the next heartbeat */
+			a->st.epoch = 0; /* forces a reload on the next heartbeat */
 			__atomic_store_n(&a->n_creds, a->t.n, __ATOMIC_RELAXED);
-			op_done(a, o);
-			return;
+			return -ENOMEM;
 		}
 		cur = o->c;
 		o->c = NULL;
 		bump(a, o->service, o->ak, o->ak_len);
 		SP_LOG(NOTICE, "auth: credential %s of service %s %s (epoch %" PRIu64 ")", o->ak,
 		       o->service, o->created ? "created" : "replaced", epoch);
-		if (o->req != NULL)
-			sp_api_send_json(o->req, o->created ? 201 : 200, cred_json(a, cur));
+		if (h->req != NULL)
+			sp_api_send_json(h->req, o->created ? 201 : 200, cred_json(a, cur));
 	}
-	o->req = NULL;
+	h->req = NULL;
 	__atomic_store_n(&a->n_creds, a->t.n, __ATOMIC_RELAXED);
-	if (others)
-		queue_reload_after(a, o);
-	op_done(a, o);
+	return 0;
 }
 
 /* Check a PUT or DELETE against the current state; 0 when it may be written. */
 static int
-prepare(struct sp_auth *a, struct op *o)
+prepare(struct sp_store_op *h)
 {
+	struct op *o = op_of(h);
+	struct sp_auth *a = auth_of(o);
 	struct cred *cur;
 	struct timespec ts;
 
-	if (!a->loaded) {
-		reply_error(o, 503, "not_loaded", NULL,
-			    "the credentials have not been read from Redis yet: try again");
+	if (!a->st.loaded) {
+		sp_store_reply_error(
+			h, 503, "not_loaded", NULL,
+			"the credentials have not been read from Redis yet: try again");
 		return -EAGAIN;
 	}
 	cur = table_find(&a->t, o->service, o->ak, o->ak_len);
@@ -1013,30 +974,31 @@ prepare(struct sp_auth *a, struct op *o)
 
 			snprintf(msg, sizeof(msg), "service %s has no credential %s", o->service,
 				 o->ak);
-			reply_error(o, 404, "not_found", NULL, msg);
+			sp_store_reply_error(h, 404, "not_found", NULL, msg);
 			return -ENOENT;
 		}
 		return 0;
 	}
 	if (a->ctl != NULL && !sp_services_loaded(a->ctl->services)) {
-		reply_error(o, 503, "not_loaded", NULL,
-			    "the services have not been read from Redis yet: try again");
+		sp_store_reply_error(h, 503, "not_loaded", NULL,
+				     "the services have not been read from Redis yet: try again");
 		return -EAGAIN;
 	}
 	if (service_slot(a, o->service) < 0) {
 		char msg[120];
 
 		snprintf(msg, sizeof(msg), "no service named %s", o->service);
-		reply_error(o, 404, "not_found", NULL, msg);
+		sp_store_reply_error(h, 404, "not_found", NULL, msg);
 		return -ENOENT;
 	}
 	if (cur == NULL && !o->in.has_secret) {
-		reply_error(o, 400, "invalid", "secret", "secret is required for a new credential");
+		sp_store_reply_error(h, 400, "invalid", "secret",
+				     "secret is required for a new credential");
 		return -EINVAL;
 	}
 	o->c = calloc(1, sizeof(*o->c));
 	if (o->c == NULL) {
-		reply_error(o, 503, "no_memory", NULL, "out of memory");
+		sp_store_reply_error(h, 503, "no_memory", NULL, "out of memory");
 		return -ENOMEM;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -1069,18 +1031,12 @@ prepare(struct sp_auth *a, struct op *o)
 	return 0;
 }
 
-static void
-ignore_reply(void *arg, const redisReply *reply)
-{
-	RTE_SET_USED(arg);
-	RTE_SET_USED(reply);
-}
-
-/* The MULTI / DEL / [HSET] / INCR / EXEC of o; 0 once EXEC was sent (on_write answers). */
+/* The MULTI / DEL / [HSET] / INCR / EXEC of o; 0 once EXEC was sent (written answers). */
 static int
-send_write(struct sp_auth *a, struct op *o)
+send_write(struct sp_store_op *h)
 {
-	struct sp_redis *r = a->ctl->redis;
+	struct op *o = op_of(h);
+	struct sp_redis *r = h->st->redis;
 	char key[sizeof(KEY_PREFIX) + SP_SERVICES_NAME_MAX + SP_SIGV4_ACCESS_KEY_MAX + 4];
 	char *jb = NULL, *ja = NULL;
 	int klen, rc = 0;
@@ -1098,110 +1054,31 @@ send_write(struct sp_auth *a, struct op *o)
 			rc = -ENOMEM;
 	}
 	if (rc == 0)
-		rc = sp_redis_command(r, ignore_reply, NULL, "MULTI");
+		rc = sp_store_multi(h->st);
 	if (rc == 0)
-		rc = sp_redis_command(r, ignore_reply, NULL, "DEL %b", key, (size_t)klen);
+		rc = sp_redis_command(r, sp_store_ignore_reply, NULL, "DEL %b", key, (size_t)klen);
 	if (rc == 0 && o->kind == OP_PUT)
-		rc = sp_redis_command(r, ignore_reply, NULL,
+		rc = sp_redis_command(r, sp_store_ignore_reply, NULL,
 				      "HSET %b secret %b buckets %s actions %s created %lld "
 				      "updated %lld",
 				      key, (size_t)klen, o->c->secret, (size_t)o->c->secret_len, jb,
 				      ja, (long long)o->c->created, (long long)o->c->updated);
 	if (rc == 0)
-		rc = sp_redis_command(r, ignore_reply, NULL, "INCR " REDIS_EPOCH);
-	if (rc == 0)
-		rc = sp_redis_command(r, on_write, o, "EXEC");
+		rc = sp_store_exec(h, o->kind == OP_PUT ? 2 : 1);
 	free(jb);
 	free(ja);
 	return rc;
 }
 
-/* Start the head of the queue, or finish what cannot start. */
-static void
-run_queue(struct sp_auth *a)
-{
-	struct op *o;
-	int rc;
-
-	while (!a->busy && (o = TAILQ_FIRST(&a->queue)) != NULL) {
-		if (a->ctl == NULL || !sp_redis_up(a->ctl->redis)) {
-			reply_error(o, 503, "redis_unavailable", NULL,
-				    "Redis is unavailable: changes cannot be stored now");
-			op_drop(a, o);
-			continue;
-		}
-		if (o->kind == OP_RELOAD) {
-			table_free(&o->nt);
-			o->pending = 0;
-			o->failed = false;
-			o->skipped = 0;
-			rc = sp_redis_command(a->ctl->redis, on_reload_epoch, o,
-					      "GET " REDIS_EPOCH);
-			if (rc == 0) {
-				o->pending++;
-				rc = reload_scan(o, "0");
-			}
-			if (rc != 0) {
-				o->failed = true;
-				if (o->pending == 0) {
-					op_drop(a, o);
-					continue;
-				}
-			}
-		} else {
-			if (prepare(a, o) != 0) {
-				op_drop(a, o);
-				continue;
-			}
-			if (send_write(a, o) != 0) {
-				/* the connection broke while queueing: EXEC's callback never comes
-				 */
-				reply_error(o, 503, "redis_unavailable", NULL,
-					    "Redis is unavailable: changes cannot be stored now");
-				op_drop(a, o);
-				continue;
-			}
-		}
-		a->busy = true;
-	}
-}
-
-static void
-queue_reload(struct sp_auth *a)
-{
-	queue_reload_after(a, NULL);
-	run_queue(a);
-}
-
-static void
-on_redis_up(void *arg)
-{
-	queue_reload(arg);
-}
-
-static void
-on_epoch(void *arg, const redisReply *reply)
-{
-	struct sp_auth *a = arg;
-
-	a->epoch_probe = false;
-	if (reply == NULL || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL))
-		return;
-	if (!a->loaded || reply_u64(reply) != a->epoch)
-		queue_reload(a);
-}
-
-/* With every heartbeat: has anybody changed the credentials (another shortpathd)? */
-static void
-on_redis_beat(void *arg)
-{
-	struct sp_auth *a = arg;
-
-	if (a->epoch_probe || a->busy || !TAILQ_EMPTY(&a->queue) || a->stopping)
-		return;
-	if (sp_redis_command(a->ctl->redis, on_epoch, a, "GET " REDIS_EPOCH) == 0)
-		a->epoch_probe = true;
-}
+static const struct sp_store_ops store_ops = {
+	.epoch_key = REDIS_EPOCH,
+	.op_size = sizeof(struct op),
+	.reload = reload,
+	.prepare = prepare,
+	.send = send_write,
+	.written = written,
+	.op_free = op_free,
+};
 
 /* ---- HTTP --------------------------------------------------------------------------------- */
 
@@ -1348,8 +1225,6 @@ sp_auth_http(struct sp_auth *a, struct evhttp_request *req, const char *path)
 		sp_api_send_error(req, 503, "no_memory", NULL, "out of memory");
 		return;
 	}
-	o->a = a;
-	o->req = req;
 	o->kind = m == EVHTTP_REQ_PUT ? OP_PUT : OP_DELETE;
 	memcpy(o->service, name, nl + 1);
 	memcpy(o->ak, dec, dlen + 1);
@@ -1362,27 +1237,20 @@ sp_auth_http(struct sp_auth *a, struct evhttp_request *req, const char *path)
 					  "body must be a JSON object%s%s", body ? "" : ": ",
 					  body ? "" : jerr.text);
 			json_decref(body);
-			op_free(o);
+			op_free(&o->h);
 			return;
 		}
 		if (parse_input(body, &o->in, &e) != 0) {
 			wipe_secret(body);
 			json_decref(body);
 			sp_api_send_error(req, 400, "invalid", e.field, "%s %s", e.field, e.msg);
-			op_free(o);
+			op_free(&o->h);
 			return;
 		}
 		wipe_secret(body);
 		json_decref(body);
 	}
-	if (a->ctl == NULL || !sp_redis_up(a->ctl->redis)) {
-		sp_api_send_error(req, 503, "redis_unavailable", NULL,
-				  "Redis is unavailable: changes cannot be stored now");
-		op_free(o);
-		return;
-	}
-	TAILQ_INSERT_TAIL(&a->queue, o, next);
-	run_queue(a);
+	sp_store_submit(&a->st, &o->h, req);
 }
 
 /* ---- verification ------------------------------------------------------------------------- */
@@ -1625,7 +1493,7 @@ sp_auth_verify_msg(struct sp_auth *a, struct sp_auth_msg *m)
 		return undecided(a, m, UND_BAD_MESSAGE, be.name, NULL);
 	if (be.epoch > m->svc_epoch || be.auth != m->mode)
 		return undecided(a, m, UND_SERVICE_CHANGED, be.name, NULL);
-	if (!__atomic_load_n(&a->loaded, __ATOMIC_ACQUIRE))
+	if (!__atomic_load_n(&a->st.loaded, __ATOMIC_ACQUIRE))
 		return undecided(a, m, UND_NOT_LOADED, be.name, NULL);
 	if (m->head_len == 0 ||
 	    (a->data_max > 0 && (uint64_t)m->head_len + m->body_len > a->data_max))
@@ -1805,8 +1673,8 @@ sp_auth_stats_json(struct sp_auth *a)
 		json_object_set_new(w, sp_tcp_event_name(worker_events[i]),
 				    json_integer((json_int_t)ws[i]));
 	json_object_set_new(o, "loaded",
-			    json_boolean(__atomic_load_n(&a->loaded, __ATOMIC_RELAXED)));
-	json_object_set_new(o, "epoch", json_integer((json_int_t)a->epoch));
+			    json_boolean(__atomic_load_n(&a->st.loaded, __ATOMIC_RELAXED)));
+	json_object_set_new(o, "epoch", json_integer((json_int_t)a->st.epoch));
 	json_object_set_new(o, "credentials",
 			    json_integer(__atomic_load_n(&a->n_creds, __ATOMIC_RELAXED)));
 	json_object_set_new(o, "punts", json_integer((json_int_t)SP_CNT_GET(c->punts)));
@@ -1857,7 +1725,7 @@ sp_auth_telemetry(struct sp_auth *a, struct rte_tel_data *d)
 	rte_tel_data_start_dict(uby);
 	rte_tel_data_start_dict(hist);
 	rte_tel_data_start_dict(w);
-	rte_tel_data_add_dict_u64(d, "loaded", __atomic_load_n(&a->loaded, __ATOMIC_RELAXED));
+	rte_tel_data_add_dict_u64(d, "loaded", __atomic_load_n(&a->st.loaded, __ATOMIC_RELAXED));
 	rte_tel_data_add_dict_u64(d, "credentials", __atomic_load_n(&a->n_creds, __ATOMIC_RELAXED));
 	rte_tel_data_add_dict_u64(d, "punts", SP_CNT_GET(c->punts));
 	rte_tel_data_add_dict_u64(d, "ok", SP_CNT_GET(c->ok));
@@ -1970,7 +1838,8 @@ auth_new(void)
 
 	if (a == NULL)
 		return NULL;
-	TAILQ_INIT(&a->queue);
+	RTE_BUILD_BUG_ON(offsetof(struct op, h) != 0); /* a reload's op is the store's calloc */
+	sp_store_init(&a->st, &store_ops);
 	a->md_ctx = EVP_MD_CTX_new();
 	a->md = EVP_MD_fetch(NULL, "SHA256", NULL);
 	if (a->md_ctx == NULL || a->md == NULL) {
@@ -2012,8 +1881,7 @@ sp_auth_create(struct sp_ctl *ctl, struct sp_auth **out)
 		a->own_gen = calloc(SP_AUTH_GEN_SLOTS, sizeof(*a->own_gen));
 		a->gen = a->own_gen;
 	}
-	rc = a->gen != NULL ? sp_redis_add_listener(ctl->redis, on_redis_up, on_redis_beat, a)
-			    : -ENOMEM;
+	rc = a->gen != NULL ? sp_store_attach(&a->st, ctl->redis) : -ENOMEM;
 	if (rc != 0) {
 		auth_free(a);
 		return rc;
@@ -2050,7 +1918,7 @@ sp_auth_create_standalone(const char *service, const char *region, enum sp_auth_
 	snprintf(a->alone.region, sizeof(a->alone.region), "%s", region);
 	a->alone.auth = (uint8_t)mode;
 	a->alone.direct = mode != SP_AUTH_MODE_SERVICE;
-	a->loaded = true;
+	a->st.loaded = true;
 	*out = a;
 	return 0;
 }
@@ -2100,9 +1968,9 @@ sp_auth_cred_set_local(struct sp_auth *a, const char *service, const char *acces
 void
 sp_auth_stop(struct sp_auth *a)
 {
-	if (a == NULL || a->stopping)
+	if (a == NULL || a->st.stopping)
 		return;
-	a->stopping = true;
+	sp_store_stop(&a->st);
 	if (a->dp != NULL && a->dp->auth_handler == on_msg) {
 		a->dp->auth_handler = NULL;
 		a->dp->auth_handler_arg = NULL;
@@ -2113,18 +1981,12 @@ sp_auth_stop(struct sp_auth *a)
 void
 sp_auth_destroy(struct sp_auth *a)
 {
-	struct op *o;
-
 	if (a == NULL)
 		return;
 	/* without sp_auth_stop (start-up failed) nothing was punted yet: the dataplane is left
 	 * alone, it may be gone already */
 	a->dp = NULL;
-	a->stopping = true;
 	/* the Redis client is gone (sp_ctl_destroy frees it first): nothing is in flight */
-	while ((o = TAILQ_FIRST(&a->queue)) != NULL) {
-		reply_error(o, 503, "shutting_down", NULL, "shortpathd is stopping");
-		op_drop(a, o);
-	}
+	sp_store_fini(&a->st);
 	auth_free(a);
 }

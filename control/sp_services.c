@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -28,6 +27,7 @@
 #include "sp_ctl.h"
 #include "sp_log.h"
 #include "sp_redis.h"
+#include "sp_store.h"
 
 #define NAME_MAX_LEN SP_SERVICES_NAME_MAX
 #define TTL_MAX_S 86400
@@ -48,18 +48,15 @@ struct svc {
 };
 
 enum op_kind {
-	OP_RELOAD, /* read every service from Redis */
-	OP_PUT,
+	OP_PUT = 1, /* a reload's is 0 (h.reload says what it is) */
 	OP_PATCH,
 	OP_DELETE,
 };
 
-/* A queued change or reload: processed one at a time, in arrival order. */
+/* A queued change or reload (sp_store: one at a time, in arrival order). */
 struct op {
-	TAILQ_ENTRY(op) next;
-	struct sp_services *s;
+	struct sp_store_op h; /* first */
 	enum op_kind kind;
-	struct evhttp_request *req; /* NULL for a reload */
 	char name[NAME_MAX_LEN + 1];
 	json_t *body; /* the request's JSON (PUT, PATCH) */
 	json_t *def;  /* the validated definition being stored */
@@ -71,17 +68,10 @@ struct op {
 
 struct sp_services {
 	struct sp_ctl *ctl;
-	pthread_mutex_t lock; /* the svc array against readers on other threads (telemetry) */
-	uint64_t epoch;	      /* of what is loaded */
-	bool loaded;
-	bool busy;	    /* the head of the queue is in flight */
-	bool epoch_probe;   /* a GET of the epoch is in flight */
-	bool reload_queued; /* a reload is waiting in the queue */
-	TAILQ_HEAD(, op) queue;
+	pthread_mutex_t lock; /* the svc array and st.epoch against readers on other threads */
+	struct sp_store st;   /* sp:services: its queue, st.epoch and st.loaded of what is loaded */
 	struct svc svc[SP_SVC_MAX];
 };
-
-static void run_queue(struct sp_services *s);
 
 /* ---- validation ---------------------------------------------------------------------------- */
 
@@ -365,7 +355,7 @@ sp_services_slot(struct sp_services *s, const char *name)
 bool
 sp_services_loaded(const struct sp_services *s)
 {
-	return s->loaded;
+	return s->st.loaded;
 }
 
 /* The API's view of a service: the definition plus name, path, note and epoch. */
@@ -460,7 +450,7 @@ profile(const struct svc *v, struct sp_svc_profile *pr)
 static void
 publish(struct sp_services *s)
 {
-	struct sp_svc_table *t = sp_svc_table_new(s->epoch);
+	struct sp_svc_table *t = sp_svc_table_new(s->st.epoch);
 	unsigned int i;
 
 	if (t == NULL) {
@@ -529,70 +519,38 @@ uninstall(struct svc *v)
 	memset(v, 0, sizeof(*v));
 }
 
-/* ---- HTTP replies -------------------------------------------------------------------------- */
+/* ---- the store's ops ----------------------------------------------------------------------- */
 
-static void
-reply_error(struct op *o, int code, const char *ecode, const char *field, const char *msg)
+static struct op *
+op_of(struct sp_store_op *h)
 {
-	if (o->req != NULL)
-		sp_api_send_error(o->req, code, ecode, field, "%s", msg);
-	o->req = NULL;
+	return container_of(h, struct op, h);
+}
+
+static struct sp_services *
+services_of(struct sp_store_op *h)
+{
+	return container_of(h->st, struct sp_services, st);
 }
 
 static void
-op_free(struct op *o)
+op_free(struct sp_store_op *h)
 {
+	struct op *o = op_of(h);
+
 	json_decref(o->body);
 	json_decref(o->def);
 	free(o);
 }
 
-/* Take o off the queue and free it. */
-static void
-op_drop(struct sp_services *s, struct op *o)
-{
-	TAILQ_REMOVE(&s->queue, o, next);
-	if (o->kind == OP_RELOAD)
-		s->reload_queued = false;
-	op_free(o);
-}
-
-/* The head of the queue is done: drop it and go on with the next. */
-static void
-op_done(struct sp_services *s, struct op *o)
-{
-	op_drop(s, o);
-	s->busy = false;
-	run_queue(s);
-}
-
 /* ---- reload from Redis --------------------------------------------------------------------- */
-
-static void
-ignore_reply(void *arg, const redisReply *reply)
-{
-	RTE_SET_USED(arg);
-	RTE_SET_USED(reply);
-}
-
-static uint64_t
-reply_u64(const redisReply *r)
-{
-	if (r == NULL)
-		return 0;
-	if (r->type == REDIS_REPLY_INTEGER)
-		return (uint64_t)r->integer;
-	if (r->type == REDIS_REPLY_STRING)
-		return strtoull(r->str, NULL, 10);
-	return 0;
-}
 
 /* EXEC of MULTI / GET epoch / HGETALL: replace the whole array with what Redis holds. */
 static void
 on_reload(void *arg, const redisReply *reply)
 {
-	struct op *o = arg;
-	struct sp_services *s = o->s;
+	struct sp_store_op *h = arg;
+	struct sp_services *s = services_of(h);
 	const redisReply *all;
 	bool keep[SP_SVC_MAX] = {false};
 	unsigned int i, n = 0, skipped = 0;
@@ -603,10 +561,10 @@ on_reload(void *arg, const redisReply *reply)
 		if (reply != NULL)
 			SP_LOG(ERR, "services: unexpected answer to the reload from Redis");
 		/* not loaded: the next connect or epoch probe tries again */
-		op_done(s, o);
+		sp_store_op_done(h);
 		return;
 	}
-	epoch = reply_u64(reply->element[0]);
+	epoch = sp_store_reply_u64(reply->element[0]);
 	all = reply->element[1];
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i + 1 < all->elements; i += 2) {
@@ -657,49 +615,112 @@ on_reload(void *arg, const redisReply *reply)
 	for (i = 0; i < SP_SVC_MAX; i++)
 		if (s->svc[i].used && !keep[i])
 			uninstall(&s->svc[i]);
-	if (!s->loaded || epoch != s->epoch)
+	if (!s->st.loaded || epoch != s->st.epoch)
 		SP_LOG(NOTICE, "services: %u loaded from Redis (epoch %" PRIu64 ")%s", n, epoch,
 		       skipped ? ", some skipped (see above)" : "");
-	s->epoch = epoch;
-	s->loaded = true;
+	s->st.epoch = epoch;
+	s->st.loaded = true;
 	publish(s);
 	pthread_mutex_unlock(&s->lock);
-	op_done(s, o);
+	sp_store_op_done(h);
+}
+
+/* The MULTI / GET epoch / HGETALL / EXEC of a reload. */
+static int
+reload(struct sp_store_op *h)
+{
+	struct sp_redis *r = h->st->redis;
+	int rc;
+
+	rc = sp_store_multi(h->st);
+	if (rc == 0)
+		rc = sp_redis_command(r, sp_store_ignore_reply, NULL, "GET " REDIS_EPOCH);
+	if (rc == 0)
+		rc = sp_redis_command(r, sp_store_ignore_reply, NULL, "HGETALL " REDIS_HASH);
+	if (rc == 0)
+		rc = sp_redis_command(r, on_reload, h, "EXEC");
+	return rc;
 }
 
 /* ---- writes -------------------------------------------------------------------------------- */
 
-/* EXEC of MULTI / HSET or HDEL / INCR epoch. */
-static void
-on_write(void *arg, const redisReply *reply)
+/* Validate a PUT/PATCH/DELETE against the current state; 0 when it may be written. */
+static int
+prepare(struct sp_store_op *h)
 {
-	struct op *o = arg;
-	struct sp_services *s = o->s;
-	struct svc *v;
-	uint64_t epoch;
-	bool others;
+	struct sp_services *s = services_of(h);
+	struct op *o = op_of(h);
+	struct svc *cur = find(s, o->name), *other;
+	struct verr e = {"", ""};
+	char msg[200];
 
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-	    reply->element[1]->type != REDIS_REPLY_INTEGER) {
-		reply_error(o, 503, "redis_unavailable", NULL,
-			    reply == NULL ? "Redis did not answer: nothing was changed"
-					  : "Redis refused the change: nothing was changed");
-		op_done(s, o);
-		return;
+	if (o->kind != OP_PUT && cur == NULL) {
+		snprintf(msg, sizeof(msg), "no service named %s", o->name);
+		sp_store_reply_error(h, 404, "not_found", NULL, msg);
+		return -ENOENT;
 	}
-	epoch = (uint64_t)reply->element[1]->integer;
-	others = epoch != s->epoch + 1; /* somebody else wrote in between: read it all again */
+	if (o->kind == OP_DELETE)
+		return 0;
+	if (validate(o->body, o->kind == OP_PATCH ? cur->def : NULL, &o->def, &o->ipv6, o->addr,
+		     &o->port, &e) != 0) {
+		snprintf(msg, sizeof(msg), "%s %s", e.field, e.msg);
+		sp_store_reply_error(h, 400, "invalid", e.field, msg);
+		return -EINVAL;
+	}
+	other = clash(s, o->name, o->ipv6, o->addr, o->port);
+	if (other != NULL) {
+		snprintf(msg, sizeof(msg), "service %s already has this VIP and port", other->name);
+		sp_store_reply_error(h, 409, "conflict", "vip", msg);
+		return -EEXIST;
+	}
+	o->created = cur == NULL;
+	return 0;
+}
+
+/* MULTI / HSET or HDEL / INCR epoch / EXEC. */
+static int
+send_write(struct sp_store_op *h)
+{
+	struct sp_redis *r = h->st->redis;
+	struct op *o = op_of(h);
+	char *text;
+	int rc;
+
+	text = o->def ? json_dumps(o->def, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	rc = o->def != NULL && text == NULL ? -ENOMEM : 0;
+	if (rc == 0)
+		rc = sp_store_multi(h->st);
+	if (rc == 0 && o->kind == OP_DELETE)
+		rc = sp_redis_command(r, sp_store_ignore_reply, NULL, "HDEL " REDIS_HASH " %s",
+				      o->name);
+	else if (rc == 0)
+		rc = sp_redis_command(r, sp_store_ignore_reply, NULL, "HSET " REDIS_HASH " %s %s",
+				      o->name, text);
+	if (rc == 0)
+		rc = sp_store_exec(h, 1);
+	free(text);
+	return rc;
+}
+
+/* Redis stored the change under epoch: apply it here and answer. */
+static int
+written(struct sp_store_op *h, uint64_t epoch)
+{
+	struct sp_services *s = services_of(h);
+	struct op *o = op_of(h);
+	struct svc *v;
+
 	pthread_mutex_lock(&s->lock);
-	s->epoch = epoch;
+	s->st.epoch = epoch;
 	if (o->kind == OP_DELETE) {
 		v = find(s, o->name);
 		if (v != NULL)
 			uninstall(v);
 	} else if (install(s, o->name, o->def, o->ipv6, o->addr, o->port, epoch) != 0) {
 		pthread_mutex_unlock(&s->lock);
-		reply_error(o, 503, "no_room", NULL, "stored in Redis, but no slot is free here");
-		op_done(s, o);
-		return;
+		sp_store_reply_error(h, 503, "no_room", NULL,
+				     "stored in Redis, but no slot is free here");
+		return -ENOSPC;
 	}
 	publish(s);
 	v = find(s, o->name);
@@ -709,159 +730,25 @@ on_write(void *arg, const redisReply *reply)
 	       : o->created	    ? "created"
 				    : "updated",
 	       epoch);
-	if (o->req != NULL) {
+	if (h->req != NULL) {
 		if (o->kind == OP_DELETE)
-			evhttp_send_reply(o->req, 204, "No Content", NULL);
+			evhttp_send_reply(h->req, 204, "No Content", NULL);
 		else
-			sp_api_send_json(o->req, o->created ? 201 : 200, service_json(v));
-		o->req = NULL;
+			sp_api_send_json(h->req, o->created ? 201 : 200, service_json(v));
+		h->req = NULL;
 	}
-	if (others && !s->reload_queued) {
-		struct op *r = calloc(1, sizeof(*r));
-
-		if (r != NULL) {
-			r->s = s;
-			r->kind = OP_RELOAD;
-			s->reload_queued = true;
-			TAILQ_INSERT_AFTER(&s->queue, o, r, next);
-		}
-	}
-	op_done(s, o);
-}
-
-/* Validate a PUT/PATCH/DELETE against the current state; 0 when it may be written. */
-static int
-prepare(struct sp_services *s, struct op *o)
-{
-	struct svc *cur = find(s, o->name), *other;
-	struct verr e = {"", ""};
-	char msg[200];
-
-	if (o->kind != OP_PUT && cur == NULL) {
-		snprintf(msg, sizeof(msg), "no service named %s", o->name);
-		reply_error(o, 404, "not_found", NULL, msg);
-		return -ENOENT;
-	}
-	if (o->kind == OP_DELETE)
-		return 0;
-	if (validate(o->body, o->kind == OP_PATCH ? cur->def : NULL, &o->def, &o->ipv6, o->addr,
-		     &o->port, &e) != 0) {
-		snprintf(msg, sizeof(msg), "%s %s", e.field, e.msg);
-		reply_error(o, 400, "invalid", e.field, msg);
-		return -EINVAL;
-	}
-	other = clash(s, o->name, o->ipv6, o->addr, o->port);
-	if (other != NULL) {
-		snprintf(msg, sizeof(msg), "service %s already has this VIP and port", other->name);
-		reply_error(o, 409, "conflict", "vip", msg);
-		return -EEXIST;
-	}
-	o->created = cur == NULL;
 	return 0;
 }
 
-/* Start the head of the queue, or finish what cannot start. */
-static void
-run_queue(struct sp_services *s)
-{
-	struct sp_redis *r = s->ctl->redis;
-	struct op *o;
-	char *text;
-	int rc;
-
-	while (!s->busy && (o = TAILQ_FIRST(&s->queue)) != NULL) {
-		if (!sp_redis_up(r)) {
-			reply_error(o, 503, "redis_unavailable", NULL,
-				    "Redis is unavailable: changes cannot be stored now");
-			op_drop(s, o);
-			continue;
-		}
-		if (o->kind == OP_RELOAD) {
-			rc = sp_redis_command(r, ignore_reply, NULL, "MULTI");
-			if (rc == 0)
-				rc = sp_redis_command(r, ignore_reply, NULL, "GET " REDIS_EPOCH);
-			if (rc == 0)
-				rc = sp_redis_command(r, ignore_reply, NULL, "HGETALL " REDIS_HASH);
-			if (rc == 0)
-				rc = sp_redis_command(r, on_reload, o, "EXEC");
-		} else {
-			if (prepare(s, o) != 0) {
-				op_drop(s, o);
-				continue;
-			}
-			text = o->def ? json_dumps(o->def, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-			rc = o->def != NULL && text == NULL ? -ENOMEM : 0;
-			if (rc == 0)
-				rc = sp_redis_command(r, ignore_reply, NULL, "MULTI");
-			if (rc == 0 && o->kind == OP_DELETE)
-				rc = sp_redis_command(r, ignore_reply, NULL,
-						      "HDEL " REDIS_HASH " %s", o->name);
-			else if (rc == 0)
-				rc = sp_redis_command(r, ignore_reply, NULL,
-						      "HSET " REDIS_HASH " %s %s", o->name, text);
-			if (rc == 0)
-				rc = sp_redis_command(r, ignore_reply, NULL, "INCR " REDIS_EPOCH);
-			if (rc == 0)
-				rc = sp_redis_command(r, on_write, o, "EXEC");
-			free(text);
-		}
-		if (rc != 0) {
-			/* the connection broke while queueing: the EXEC callback never comes */
-			reply_error(o, 503, "redis_unavailable", NULL,
-				    "Redis is unavailable: changes cannot be stored now");
-			op_drop(s, o);
-			continue;
-		}
-		s->busy = true;
-	}
-}
-
-static void
-queue_reload(struct sp_services *s)
-{
-	struct op *o;
-
-	if (s->reload_queued)
-		return;
-	o = calloc(1, sizeof(*o));
-	if (o == NULL)
-		return;
-	o->s = s;
-	o->kind = OP_RELOAD;
-	s->reload_queued = true;
-	TAILQ_INSERT_TAIL(&s->queue, o, next);
-	run_queue(s);
-}
-
-static void
-on_redis_up(void *arg)
-{
-	queue_reload(arg);
-}
-
-static void
-on_epoch(void *arg, const redisReply *reply)
-{
-	struct sp_services *s = arg;
-
-	s->epoch_probe = false;
-	if (reply == NULL || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL))
-		return;
-	if (!s->loaded || reply_u64(reply) != s->epoch)
-		queue_reload(s);
-}
-
-/* With every heartbeat: has anybody changed the services (another shortpathd)? */
-static void
-on_redis_beat(void *arg)
-{
-	struct sp_services *s = arg;
-
-	if (s->epoch_probe || s->busy || !TAILQ_EMPTY(&s->queue))
-		return;
-	if (sp_redis_command(s->ctl->redis, on_epoch, s, "GET " REDIS_EPOCH) == 0)
-		s->epoch_probe = true;
-}
+static const struct sp_store_ops store_ops = {
+	.epoch_key = REDIS_EPOCH,
+	.op_size = sizeof(struct op),
+	.reload = reload,
+	.prepare = prepare,
+	.send = send_write,
+	.written = written,
+	.op_free = op_free,
+};
 
 /* ---- HTTP ---------------------------------------------------------------------------------- */
 
@@ -882,8 +769,9 @@ handle_list(struct sp_services *s, struct evhttp_request *req)
 	}
 	for (i = 0; i < n; i++)
 		json_array_append_new(list, service_json(find(s, order[i])));
-	sp_api_send_json(req, 200,
-			 json_pack("{s:I,s:o}", "epoch", (json_int_t)s->epoch, "services", list));
+	sp_api_send_json(
+		req, 200,
+		json_pack("{s:I,s:o}", "epoch", (json_int_t)s->st.epoch, "services", list));
 }
 
 void
@@ -939,8 +827,6 @@ sp_services_http(struct sp_services *s, struct evhttp_request *req, const char *
 		sp_api_send_error(req, 503, "no_memory", NULL, "out of memory");
 		return;
 	}
-	o->s = s;
-	o->req = req;
 	o->kind = m == EVHTTP_REQ_PUT ? OP_PUT : m == EVHTTP_REQ_PATCH ? OP_PATCH : OP_DELETE;
 	snprintf(o->name, sizeof(o->name), "%s", name);
 	if (o->kind != OP_DELETE) {
@@ -951,18 +837,11 @@ sp_services_http(struct sp_services *s, struct evhttp_request *req, const char *
 			snprintf(msg, sizeof(msg), "body must be a JSON object%s%s",
 				 o->body ? "" : ": ", o->body ? "" : jerr.text);
 			sp_api_send_error(req, 400, "invalid", "body", "%s", msg);
-			op_free(o);
+			op_free(&o->h);
 			return;
 		}
 	}
-	if (!sp_redis_up(s->ctl->redis)) {
-		sp_api_send_error(req, 503, "redis_unavailable", NULL,
-				  "Redis is unavailable: changes cannot be stored now");
-		op_free(o);
-		return;
-	}
-	TAILQ_INSERT_TAIL(&s->queue, o, next);
-	run_queue(s);
+	sp_store_submit(&s->st, &o->h, req);
 }
 
 /* ---- observability ------------------------------------------------------------------------- */
@@ -989,7 +868,7 @@ sp_services_telemetry(struct sp_services *s, struct rte_tel_data *d)
 	rte_tel_data_start_dict(d);
 	rte_tel_data_start_dict(all);
 	pthread_mutex_lock(&s->lock);
-	rte_tel_data_add_dict_u64(d, "epoch", s->epoch);
+	rte_tel_data_add_dict_u64(d, "epoch", s->st.epoch);
 	for (i = 0; i < SP_SVC_MAX; i++) {
 		const struct svc *v = &s->svc[i];
 		struct rte_tel_data *one;
@@ -1064,10 +943,11 @@ sp_services_create(struct sp_ctl *ctl, struct sp_services **out)
 
 	if (s == NULL)
 		return -ENOMEM;
+	RTE_BUILD_BUG_ON(offsetof(struct op, h) != 0); /* a reload's op is the store's calloc */
 	s->ctl = ctl;
 	pthread_mutex_init(&s->lock, NULL);
-	TAILQ_INIT(&s->queue);
-	rc = sp_redis_add_listener(ctl->redis, on_redis_up, on_redis_beat, s);
+	sp_store_init(&s->st, &store_ops);
+	rc = sp_store_attach(&s->st, ctl->redis);
 	if (rc != 0) {
 		pthread_mutex_destroy(&s->lock);
 		free(s);
@@ -1080,16 +960,12 @@ sp_services_create(struct sp_ctl *ctl, struct sp_services **out)
 void
 sp_services_destroy(struct sp_services *s)
 {
-	struct op *o;
 	unsigned int i;
 
 	if (s == NULL)
 		return;
 	/* the Redis client is gone (sp_ctl_destroy frees it first): nothing is in flight */
-	while ((o = TAILQ_FIRST(&s->queue)) != NULL) {
-		reply_error(o, 503, "shutting_down", NULL, "shortpathd is stopping");
-		op_drop(s, o);
-	}
+	sp_store_fini(&s->st);
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < SP_SVC_MAX; i++)
 		if (s->svc[i].used)
