@@ -67,6 +67,18 @@ sp_api_send_json(struct evhttp_request *req, int code, json_t *body)
 	evhttp_send_reply(req, code, reason_phrase(code), NULL);
 }
 
+int
+sp_api_bad(struct sp_api_verr *e, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(e->field, sizeof(e->field), "%s", field);
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
 void
 sp_api_send_error(struct evhttp_request *req, int code, const char *ecode, const char *field,
 		  const char *fmt, ...)

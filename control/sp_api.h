@@ -16,6 +16,16 @@ void sp_api_send_json(struct evhttp_request *req, int code, json_t *body);
 void sp_api_send_error(struct evhttp_request *req, int code, const char *ecode, const char *field,
 		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* A refused field of an API request: what sp_api_send_error() answers with (400). */
+struct sp_api_verr {
+	char field[48];
+	char msg[200];
+};
+
+/* Fill e with field and the formatted message. Returns -EINVAL. */
+int sp_api_bad(struct sp_api_verr *e, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 int sp_api_create(struct sp_ctl *ctl, const char *listen, struct sp_api **out, char *err,
 		  size_t errlen);
 void sp_api_destroy(struct sp_api *api);

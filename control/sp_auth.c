@@ -6,7 +6,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,23 +205,6 @@ now_ms(void)
 
 /* ---- validation --------------------------------------------------------------------------- */
 
-struct verr {
-	char field[48];
-	char msg[200];
-};
-
-static int
-bad(struct verr *e, const char *field, const char *fmt, ...)
-{
-	va_list ap;
-
-	snprintf(e->field, sizeof(e->field), "%s", field);
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 /* An access key id: 1..128 printable ASCII, no space, no '/' (len bytes). */
 static bool
 ak_ok(const char *ak, size_t len)
@@ -253,7 +235,7 @@ secret_ok(const char *s, size_t len)
 
 /* "buckets": ["*"] or up to SP_POLICY_BUCKETS_MAX names or prefixes ("logs-*"). */
 static int
-parse_buckets(const json_t *v, struct sp_policy *p, struct verr *e)
+parse_buckets(const json_t *v, struct sp_policy *p, struct sp_api_verr *e)
 {
 	const char *why = "";
 	size_t i, j;
@@ -261,15 +243,15 @@ parse_buckets(const json_t *v, struct sp_policy *p, struct verr *e)
 
 	memset(p, 0, sizeof(*p));
 	if (!json_is_array(v))
-		return bad(e, "buckets",
-			   "must be a list of bucket names or prefixes (\"logs-*\"), "
-			   "or [\"*\"]");
+		return sp_api_bad(e, "buckets",
+				  "must be a list of bucket names or prefixes (\"logs-*\"), "
+				  "or [\"*\"]");
 	json_array_foreach(v, i, x)
 	{
 		const char *b = json_string_value(x);
 
 		if (b == NULL)
-			return bad(e, "buckets", "item %zu: must be a string", i);
+			return sp_api_bad(e, "buckets", "item %zu: must be a string", i);
 		if (strcmp(b, "*") == 0) {
 			p->all_buckets = 1;
 			continue;
@@ -279,7 +261,7 @@ parse_buckets(const json_t *v, struct sp_policy *p, struct verr *e)
 		if (j < p->n_buckets)
 			continue; /* listed twice: once is enough */
 		if (sp_policy_add_bucket(p, b, &why) != 0)
-			return bad(e, "buckets", "item %zu: %s", i, why);
+			return sp_api_bad(e, "buckets", "item %zu: %s", i, why);
 	}
 	if (p->all_buckets) { /* "*" covers the others */
 		p->n_buckets = 0;
@@ -291,16 +273,16 @@ parse_buckets(const json_t *v, struct sp_policy *p, struct verr *e)
 
 /* "actions": ["*"] or IAM action names ("GetObject", ...). */
 static int
-parse_actions(const json_t *v, uint16_t *bits, struct verr *e)
+parse_actions(const json_t *v, uint16_t *bits, struct sp_api_verr *e)
 {
 	size_t i;
 	json_t *x;
 
 	*bits = 0;
 	if (!json_is_array(v))
-		return bad(e, "actions",
-			   "must be a list of S3 actions (GetObject, PutObject, ...), "
-			   "or [\"*\"]");
+		return sp_api_bad(e, "actions",
+				  "must be a list of S3 actions (GetObject, PutObject, ...), "
+				  "or [\"*\"]");
 	json_array_foreach(v, i, x)
 	{
 		const char *n = json_string_value(x);
@@ -319,7 +301,8 @@ parse_actions(const json_t *v, uint16_t *bits, struct verr *e)
 			for (k = 0; k < SP_POLICY_ACT_OTHER && off < sizeof(list); k++)
 				off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
 							k ? ", " : "", sp_policy_action_name(k));
-			return bad(e, "actions", "item %zu: must be \"*\" or one of %s", i, list);
+			return sp_api_bad(e, "actions", "item %zu: must be \"*\" or one of %s", i,
+					  list);
 		}
 		*bits |= (uint16_t)(1u << act);
 	}
@@ -328,7 +311,7 @@ parse_actions(const json_t *v, uint16_t *bits, struct verr *e)
 
 /* The body of a PUT: secret, buckets, actions (output-only fields are ignored). */
 static int
-parse_input(const json_t *body, struct cred_input *in, struct verr *e)
+parse_input(const json_t *body, struct cred_input *in, struct sp_api_verr *e)
 {
 	const char *k;
 	json_t *v;
@@ -336,7 +319,7 @@ parse_input(const json_t *body, struct cred_input *in, struct verr *e)
 
 	memset(in, 0, sizeof(*in));
 	if (!json_is_object(body))
-		return bad(e, "body", "must be a JSON object");
+		return sp_api_bad(e, "body", "must be a JSON object");
 	json_object_foreach((json_t *)body, k, v)
 	{
 		if (strcmp(k, "secret") == 0) {
@@ -344,9 +327,9 @@ parse_input(const json_t *body, struct cred_input *in, struct verr *e)
 			size_t len = s != NULL ? json_string_length(v) : 0;
 
 			if (s == NULL || !secret_ok(s, len))
-				return bad(e, "secret",
-					   "must be 1 to %d printable ASCII characters",
-					   SP_SIGV4_SECRET_MAX);
+				return sp_api_bad(e, "secret",
+						  "must be 1 to %d printable ASCII characters",
+						  SP_SIGV4_SECRET_MAX);
 			memcpy(in->secret, s, len);
 			in->secret[len] = '\0';
 			in->secret_len = (uint16_t)len;
@@ -366,8 +349,8 @@ parse_input(const json_t *body, struct cred_input *in, struct verr *e)
 			   strcmp(k, "generation") == 0) {
 			continue; /* output-only: a GET's answer can be sent back as it is */
 		} else {
-			return bad(e, k,
-				   "unknown field (a credential has secret, buckets, actions)");
+			return sp_api_bad(
+				e, k, "unknown field (a credential has secret, buckets, actions)");
 		}
 	}
 	return 0;
@@ -635,7 +618,7 @@ split_key(const char *key, size_t len, struct hget *h)
 
 /* A hash as stored (secret, buckets, actions, created, updated) → a credential. */
 static int
-cred_from_hash(const redisReply *r, const struct hget *h, struct cred **out, struct verr *e)
+cred_from_hash(const redisReply *r, const struct hget *h, struct cred **out, struct sp_api_verr *e)
 {
 	const char *secret = NULL, *buckets = NULL, *actions = NULL;
 	size_t secret_len = 0, i;
@@ -649,7 +632,7 @@ cred_from_hash(const redisReply *r, const struct hget *h, struct cred **out, str
 	    && r->type != REDIS_REPLY_MAP
 #endif
 	)
-		return bad(e, "key", "not a hash");
+		return sp_api_bad(e, "key", "not a hash");
 	for (i = 0; i + 1 < r->elements; i += 2) {
 		const redisReply *k = r->element[i], *v = r->element[i + 1];
 
@@ -669,11 +652,11 @@ cred_from_hash(const redisReply *r, const struct hget *h, struct cred **out, str
 		}
 	}
 	if (secret == NULL || !secret_ok(secret, secret_len))
-		return bad(e, "secret", "missing, or not 1 to %d printable ASCII characters",
-			   SP_SIGV4_SECRET_MAX);
+		return sp_api_bad(e, "secret", "missing, or not 1 to %d printable ASCII characters",
+				  SP_SIGV4_SECRET_MAX);
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
-		return bad(e, "key", "out of memory");
+		return sp_api_bad(e, "key", "out of memory");
 	memcpy(c->service, h->service, sizeof(c->service));
 	memcpy(c->ak, h->ak, sizeof(c->ak));
 	c->ak_len = h->ak_len;
@@ -768,13 +751,13 @@ on_reload_hash(void *arg, const redisReply *reply)
 	struct hget *h = arg;
 	struct op *o = h->o;
 	struct cred *c = NULL;
-	struct verr e = {"", ""};
+	struct sp_api_verr e = {"", ""};
 
 	if (reply == NULL) {
 		o->failed = true;
 	} else if (!o->failed) {
 		if (reply->type == REDIS_REPLY_ERROR) {
-			bad(&e, "key", "%.120s", reply->str);
+			sp_api_bad(&e, "key", "%.120s", reply->str);
 		} else if (reply->elements == 0) {
 			/* deleted between the SCAN and now */
 		} else if (cred_from_hash(reply, h, &c, &e) == 0) {
@@ -1158,7 +1141,7 @@ sp_auth_http(struct sp_auth *a, struct evhttp_request *req, const char *path)
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	char name[SP_SERVICES_NAME_MAX + 1];
 	const char *p = path + strlen(API_PREFIX), *slash = strchr(p, '/'), *akp;
-	struct verr e = {"", ""};
+	struct sp_api_verr e = {"", ""};
 	json_error_t jerr;
 	json_t *body;
 	struct op *o;

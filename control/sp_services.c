@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,23 +73,6 @@ struct sp_services {
 };
 
 /* ---- validation ---------------------------------------------------------------------------- */
-
-struct verr {
-	char field[48];
-	char msg[160];
-};
-
-static int
-bad(struct verr *e, const char *field, const char *fmt, ...)
-{
-	va_list ap;
-
-	snprintf(e->field, sizeof(e->field), "%s", field);
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 bool
 sp_services_name_ok(const char *n)
@@ -160,13 +142,14 @@ defaults(void)
 }
 
 static int
-check_cache(json_t *v, json_t *cur, struct verr *e)
+check_cache(json_t *v, json_t *cur, struct sp_api_verr *e)
 {
 	const char *k;
 	json_t *x;
 
 	if (!json_is_object(v))
-		return bad(e, "cache", "must be an object {\"policy\": ..., \"ttl_s\": ...}");
+		return sp_api_bad(e, "cache",
+				  "must be an object {\"policy\": ..., \"ttl_s\": ...}");
 	json_object_foreach(v, k, x)
 	{
 		if (strcmp(k, "policy") == 0) {
@@ -174,18 +157,18 @@ check_cache(json_t *v, json_t *cur, struct verr *e)
 
 			if (p == NULL || (strcmp(p, "none") != 0 && strcmp(p, "ttl") != 0 &&
 					  strcmp(p, "verify") != 0))
-				return bad(e, "cache.policy",
-					   "must be \"none\", \"ttl\" or \"verify\"");
+				return sp_api_bad(e, "cache.policy",
+						  "must be \"none\", \"ttl\" or \"verify\"");
 		} else if (strcmp(k, "ttl_s") == 0) {
 			if (!json_is_integer(x) || json_integer_value(x) < 0 ||
 			    json_integer_value(x) > TTL_MAX_S)
-				return bad(e, "cache.ttl_s", "must be an integer from 0 to %d",
-					   TTL_MAX_S);
+				return sp_api_bad(e, "cache.ttl_s",
+						  "must be an integer from 0 to %d", TTL_MAX_S);
 		} else {
 			char f[48];
 
 			snprintf(f, sizeof(f), "cache.%.40s", k);
-			return bad(e, f, "unknown field (cache has policy and ttl_s)");
+			return sp_api_bad(e, f, "unknown field (cache has policy and ttl_s)");
 		}
 		json_object_set(cur, k, x);
 	}
@@ -199,29 +182,29 @@ check_cache(json_t *v, json_t *cur, struct verr *e)
  */
 static int
 validate(const json_t *body, const json_t *base, json_t **out, bool *ipv6, uint8_t addr[16],
-	 uint16_t *port, struct verr *e)
+	 uint16_t *port, struct sp_api_verr *e)
 {
 	json_t *d, *v;
 	const char *k;
 	int rc = 0;
 
 	if (!json_is_object(body))
-		return bad(e, "body", "must be a JSON object");
+		return sp_api_bad(e, "body", "must be a JSON object");
 	d = base != NULL ? json_deep_copy(base) : defaults();
 	if (d == NULL)
-		return bad(e, "body", "out of memory");
+		return sp_api_bad(e, "body", "out of memory");
 	json_object_foreach((json_t *)body, k, v)
 	{
 		if (strcmp(k, "vip") == 0) {
 			if (!json_is_string(v) || !parse_ip(json_string_value(v), ipv6, addr))
-				rc = bad(e, "vip", "must be a numeric IPv4 or IPv6 address");
+				rc = sp_api_bad(e, "vip", "must be a numeric IPv4 or IPv6 address");
 		} else if (strcmp(k, "port") == 0) {
 			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 			    json_integer_value(v) > 65535)
-				rc = bad(e, "port", "must be an integer from 1 to 65535");
+				rc = sp_api_bad(e, "port", "must be an integer from 1 to 65535");
 		} else if (strcmp(k, "kind") == 0) {
 			if (!json_is_string(v) || strcmp(json_string_value(v), "http-object") != 0)
-				rc = bad(e, "kind", "must be \"http-object\"");
+				rc = sp_api_bad(e, "kind", "must be \"http-object\"");
 		} else if (strcmp(k, "enhanced") == 0) {
 			static const char *const ops[] = {"GET", "HEAD", "PUT", "DELETE"};
 			unsigned int seen = 0, j;
@@ -229,7 +212,8 @@ validate(const json_t *body, const json_t *base, json_t **out, bool *ipv6, uint8
 			json_t *x;
 
 			if (!json_is_array(v)) {
-				rc = bad(e, "enhanced", "must be a list of GET, HEAD, PUT, DELETE");
+				rc = sp_api_bad(e, "enhanced",
+						"must be a list of GET, HEAD, PUT, DELETE");
 				break;
 			}
 			json_array_foreach(v, i, x)
@@ -239,12 +223,14 @@ validate(const json_t *body, const json_t *base, json_t **out, bool *ipv6, uint8
 					    strcmp(json_string_value(x), ops[j]) == 0)
 						break;
 				if (j == RTE_DIM(ops)) {
-					rc = bad(e, "enhanced",
-						 "item %zu: must be GET, HEAD, PUT or DELETE", i);
+					rc = sp_api_bad(
+						e, "enhanced",
+						"item %zu: must be GET, HEAD, PUT or DELETE", i);
 					break;
 				}
 				if (seen & (1u << j)) {
-					rc = bad(e, "enhanced", "%s is listed twice", ops[j]);
+					rc = sp_api_bad(e, "enhanced", "%s is listed twice",
+							ops[j]);
 					break;
 				}
 				seen |= 1u << j;
@@ -254,29 +240,30 @@ validate(const json_t *body, const json_t *base, json_t **out, bool *ipv6, uint8
 
 			if (!json_is_string(v) ||
 			    sp_conf_check_addrport(json_string_value(v), &why) != 0)
-				rc = bad(e, "storage_manager", "%s", why);
+				rc = sp_api_bad(e, "storage_manager", "%s", why);
 		} else if (strcmp(k, "node_key_id") == 0) {
 			if (!json_is_string(v) || !sp_nodeauth_key_id_ok(json_string_value(v)))
-				rc = bad(e, "node_key_id",
-					 "must be 1 to %d characters of A-Z a-z 0-9 _ . -",
-					 SP_NODEAUTH_KEY_ID_MAX);
+				rc = sp_api_bad(e, "node_key_id",
+						"must be 1 to %d characters of A-Z a-z 0-9 _ . -",
+						SP_NODEAUTH_KEY_ID_MAX);
 		} else if (strcmp(k, "cache") == 0) {
 			rc = check_cache(v, json_object_get(d, "cache"), e);
 			continue; /* merged field by field */
 		} else if (strcmp(k, "auth") == 0) {
 			if (auth_mode(json_string_value(v)) < 0)
-				rc = bad(e, "auth",
-					 "must be \"service\", \"none\", \"first\" or "
-					 "\"every-request\"");
+				rc = sp_api_bad(e, "auth",
+						"must be \"service\", \"none\", \"first\" or "
+						"\"every-request\"");
 		} else if (strcmp(k, "region") == 0) {
 			if (!region_ok(json_string_value(v)))
-				rc = bad(e, "region", "must be 1 to %d characters of a-z 0-9 -",
-					 SP_SIGV4_REGION_MAX);
+				rc = sp_api_bad(e, "region",
+						"must be 1 to %d characters of a-z 0-9 -",
+						SP_SIGV4_REGION_MAX);
 		} else if (strcmp(k, "name") == 0 || strcmp(k, "path") == 0 ||
 			   strcmp(k, "note") == 0 || strcmp(k, "epoch") == 0) {
 			continue; /* output-only: a GET's answer can be sent back as it is */
 		} else {
-			rc = bad(e, k, "unknown field");
+			rc = sp_api_bad(e, k, "unknown field");
 		}
 		if (rc != 0)
 			break;
@@ -288,7 +275,7 @@ validate(const json_t *body, const json_t *base, json_t **out, bool *ipv6, uint8
 
 		for (j = 0; j < RTE_DIM(required) && rc == 0; j++)
 			if (json_object_get(d, required[j]) == NULL)
-				rc = bad(e, required[j], "is required");
+				rc = sp_api_bad(e, required[j], "is required");
 	}
 	if (rc == 0) {
 		parse_ip(json_string_value(json_object_get(d, "vip")), ipv6, addr);
@@ -571,7 +558,7 @@ on_reload(void *arg, const redisReply *reply)
 		const char *name = all->element[i]->str;
 		json_error_t jerr;
 		json_t *body, *def = NULL;
-		struct verr e = {"", ""};
+		struct sp_api_verr e = {"", ""};
 		uint8_t addr[16];
 		bool ipv6 = false;
 		uint16_t port = 0;
@@ -651,7 +638,7 @@ prepare(struct sp_store_op *h)
 	struct sp_services *s = services_of(h);
 	struct op *o = op_of(h);
 	struct svc *cur = find(s, o->name), *other;
-	struct verr e = {"", ""};
+	struct sp_api_verr e = {"", ""};
 	char msg[200];
 
 	if (o->kind != OP_PUT && cur == NULL) {
