@@ -8,13 +8,12 @@ verification itself is tested in tests/unit/test_auth.c and, through the workers
 """
 import json
 import re
-import shutil
 import urllib.parse
 
 import pytest
 
-from sphelpers import Redis, http_get, wait_for
-from test_services import SYNC_S, Node, check_error, new_node, new_redis, svc
+from sphelpers import http_get, wait_for
+from test_services import SYNC_S, check_error, new_node, new_redis, shared_node, svc
 
 CRED_EPOCH = "sp:cred:epoch"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -81,19 +80,8 @@ class Creds:
 
 @pytest.fixture(scope="module")
 def shared():
-    redis = Redis()
-    node = None
-    try:
-        redis.start()
-        node = Node("auth", redis)
-        node.start()
-        wait_for(lambda: node.ok("GET", "/v1/auth")["loaded"], SYNC_S, what="credentials loaded")
-        yield node
-    finally:
-        if node is not None:
-            node.close()
-        redis.stop()
-        shutil.rmtree(redis.dir, ignore_errors=True)
+    yield from shared_node("auth", lambda node: wait_for(
+        lambda: node.ok("GET", "/v1/auth")["loaded"], SYNC_S, what="credentials loaded"))
 
 
 @pytest.fixture

@@ -210,20 +210,28 @@ def new_node(cleanup, name, redis, **kw):
     return node
 
 
-@pytest.fixture(scope="module")
-def shared():
+def shared_node(name, ready=None):
+    """A shortpathd with its own Redis for a whole module (a generator for a fixture): started,
+    then ready(node) if given, yielded, then stopped with its Redis."""
     redis = Redis()
     node = None
     try:
         redis.start()
-        node = Node("shared", redis)
+        node = Node(name, redis)
         node.start()
+        if ready is not None:
+            ready(node)
         yield node
     finally:
         if node is not None:
             node.close()
         redis.stop()
         shutil.rmtree(redis.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shared():
+    yield from shared_node("shared")
 
 
 @pytest.fixture
