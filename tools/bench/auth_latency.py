@@ -31,15 +31,12 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 
-RUN = "/run/shortpath-lab"
-ENV_JSON = os.path.join(RUN, "svc", "env.json")
-API = "http://127.0.0.1:9180"
+from labbench import ENV_JSON, api, get_signer, load_env, set_auth, summary, tcp_events, test_object
+
 MODES = ("first", "hit", "none", "every")
 AUTH_OF = {"first": "first", "hit": "first", "none": "none", "every": "every-request",
            "ordinary": "service"}
@@ -49,20 +46,11 @@ def client(a):
     """Inside the VM namespace: one signed GET per line "GET" on stdin, a JSON line each."""
     import http.client
 
-    import botocore.auth
-    import botocore.awsrequest
-    import botocore.credentials
-
-    env = json.load(open(a.env))
-    creds = botocore.credentials.Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
-    host = env["SVC_ENDPOINT"].split("://", 1)[1]
-    path = f"/{a.bucket}/{a.key}"
+    host, path, sign = get_signer(load_env(a.env), a.bucket, a.key)
     for line in sys.stdin:
         if line.strip() != "GET":
             break
-        req = botocore.awsrequest.AWSRequest(method="GET", url=f"http://{host}{path}")
-        botocore.auth.S3SigV4Auth(creds, "s3", env.get("SVC_REGION", "us-east-1")).add_auth(req)
-        headers = dict(req.headers.items())
+        headers = sign()
         t0 = time.perf_counter()
         conn = http.client.HTTPConnection(host, timeout=10)
         conn.request("GET", path, headers=headers)
@@ -74,17 +62,9 @@ def client(a):
         print(json.dumps({"us": dt * 1e6, "ok": ok, "status": r.status}), flush=True)
 
 
-def api(method, path, body=None):
-    req = urllib.request.Request(API + path, method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read() or b"{}")
-
-
 def counters():
     """(workers' TCP events summed, the control thread's GET /v1/auth)."""
-    return api("GET", "/v1/stats")["total"]["tcp_events"], api("GET", "/v1/auth")
+    return tcp_events(), api("GET", "/v1/auth")
 
 
 def ctl(doc, *names):
@@ -92,11 +72,6 @@ def ctl(doc, *names):
     for n in names:
         doc = doc.get(n, 0) if isinstance(doc, dict) else 0
     return doc if isinstance(doc, (int, float)) else 0
-
-
-def pct(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
 class Client:
@@ -142,7 +117,7 @@ def main():
     if a.client:
         return client(a)
 
-    env = json.load(open(a.env))
+    env = load_env(a.env)
     ak, sk = env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
     svc = api("GET", "/v1/services/s3")
     cred = f"/v1/services/s3/credentials/{ak}"
@@ -154,62 +129,48 @@ def main():
     pace_body = {"secret": env["RESTRICTED_SECRET_ACCESS_KEY"]}
     api("GET", pace)
     modes = MODES + (("ordinary",) if a.ordinary else ())
-    bucket, key = f"authlat-{int(time.time())}", "obj"
-    data = os.urandom(a.size)
-    sha = hashlib.sha256(data).hexdigest()
-    import boto3  # the object is put from the host, straight to the service
-    import botocore.config
-
-    s3 = boto3.client("s3", endpoint_url=env["SVC_ENDPOINT"], aws_access_key_id=ak,
-                      aws_secret_access_key=sk, region_name=env.get("SVC_REGION", "us-east-1"),
-                      config=botocore.config.Config(s3={"addressing_style": "path"}))
-    s3.create_bucket(Bucket=bucket)
-    s3.put_object(Bucket=bucket, Key=key, Body=data)
     lat = {m: [] for m in modes}
     seen = {m: {"punt": 0, "hit": 0, "verified": 0, "verifications": 0, "bind_node": 0,
                 "verify_ns": 0}
             for m in modes}
-    c = Client(a, env, bucket, key, sha)
-    try:
-        for _ in range(a.rounds):
-            for mode in modes:
-                api("PATCH", "/v1/services/s3", {"auth": AUTH_OF[mode]})
-                time.sleep(0.3)  # the workers' table is published within the API call
-                if mode == "hit":
-                    c.get()  # earns the verdict; not a sample
-                t0, a0 = counters()
-                for _ in range(a.requests):
-                    if mode == "first":  # no verdict left for this key: verified again
-                        api("PUT", cred, {"secret": sk})
-                    else:  # the same work, another key
-                        api("PUT", pace, pace_body)
-                    lat[mode].append(c.get())
-                t1, a1 = counters()
-                s = seen[mode]
-                s["punt"] += t1.get("auth_punt", 0) - t0.get("auth_punt", 0)
-                s["hit"] += t1.get("auth_hit", 0) - t0.get("auth_hit", 0)
-                s["bind_node"] += t1.get("bind_node", 0) - t0.get("bind_node", 0)
-                s["verified"] += ctl(a1, "ok") - ctl(a0, "ok")
-                s["verifications"] += ctl(a1, "verify", "count") - ctl(a0, "verify", "count")
-                s["verify_ns"] += ctl(a1, "verify", "sum_ns") - ctl(a0, "verify", "sum_ns")
-    finally:
-        c.close()
-        api("PATCH", "/v1/services/s3", {"auth": svc["auth"]})
-        api("PUT", cred, {"secret": sk})
-        s3.delete_object(Bucket=bucket, Key=key)
-        s3.delete_bucket(Bucket=bucket)
+    with test_object(env, "authlat", a.size) as (bucket, key, sha):
+        c = Client(a, env, bucket, key, sha)
+        try:
+            for _ in range(a.rounds):
+                for mode in modes:
+                    set_auth(AUTH_OF[mode])
+                    if mode == "hit":
+                        c.get()  # earns the verdict; not a sample
+                    t0, a0 = counters()
+                    for _ in range(a.requests):
+                        if mode == "first":  # no verdict left for this key: verified again
+                            api("PUT", cred, {"secret": sk})
+                        else:  # the same work, another key
+                            api("PUT", pace, pace_body)
+                        lat[mode].append(c.get())
+                    t1, a1 = counters()
+                    s = seen[mode]
+                    s["punt"] += t1.get("auth_punt", 0) - t0.get("auth_punt", 0)
+                    s["hit"] += t1.get("auth_hit", 0) - t0.get("auth_hit", 0)
+                    s["bind_node"] += t1.get("bind_node", 0) - t0.get("bind_node", 0)
+                    s["verified"] += ctl(a1, "ok") - ctl(a0, "ok")
+                    s["verifications"] += ctl(a1, "verify", "count") - ctl(a0, "verify", "count")
+                    s["verify_ns"] += ctl(a1, "verify", "sum_ns") - ctl(a0, "verify", "sum_ns")
+        finally:
+            c.close()
+            api("PATCH", "/v1/services/s3", {"auth": svc["auth"]})
+            api("PUT", cred, {"secret": sk})
 
     n = a.requests * a.rounds
-    summary = {"size": a.size, "samples_per_mode": n, "vm": a.vm, "counters": seen}
+    result = {"size": a.size, "samples_per_mode": n, "vm": a.vm, "counters": seen}
     for mode in modes:
         v = lat[mode]
-        summary[mode] = {"p50_us": round(pct(v, 50)), "p90_us": round(pct(v, 90)),
-                         "p99_us": round(pct(v, 99)), "mean_us": round(statistics.mean(v))}
+        result[mode] = summary(v)
         if seen[mode]["verifications"]:
-            summary[mode]["ctl_verify_mean_us"] = round(
+            result[mode]["ctl_verify_mean_us"] = round(
                 seen[mode]["verify_ns"] / seen[mode]["verifications"] / 1000, 1)
-    summary["first_minus_hit_p50_us"] = summary["first"]["p50_us"] - summary["hit"]["p50_us"]
-    summary["hit_minus_none_p50_us"] = summary["hit"]["p50_us"] - summary["none"]["p50_us"]
+    result["first_minus_hit_p50_us"] = result["first"]["p50_us"] - result["hit"]["p50_us"]
+    result["hit_minus_none_p50_us"] = result["hit"]["p50_us"] - result["none"]["p50_us"]
     # each mode went the way it says: verified (punted) or on a verdict, and direct
     want = {"first": (n, 0, n), "hit": (0, n, 0), "none": (0, 0, 0), "every": (n, 0, n)}
     wrong = [m for m, (punt, hit, ver) in want.items()
@@ -217,23 +178,23 @@ def main():
              or seen[m]["bind_node"] != n]
     if a.ordinary and (seen["ordinary"]["punt"] or seen["ordinary"]["bind_node"]):
         wrong.append("ordinary")
-    summary["wrong_way"] = wrong
+    result["wrong_way"] = wrong
     if not a.json:
         print(f"GET of a {a.size} B object from {a.vm}, new connection each, {n} samples per "
               f"mode ({a.rounds} alternating rounds)")
         print(f"{'mode':9} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8} {'mean us':>8}  "
               "punted  hits  verified  control verify mean")
         for mode in modes:
-            s, k = summary[mode], seen[mode]
+            s, k = result[mode], seen[mode]
             cv = f"{s['ctl_verify_mean_us']} us" if "ctl_verify_mean_us" in s else "-"
             print(f"{mode:9} {s['p50_us']:8} {s['p90_us']:8} {s['p99_us']:8} {s['mean_us']:8}  "
                   f"{k['punt']:6} {k['hit']:5} {k['verified']:9}  {cv}")
         print(f"added to a first request by the verification (p50 first - hit): "
-              f"{summary['first_minus_hit_p50_us']} us; a verdict hit vs auth none (p50): "
-              f"{summary['hit_minus_none_p50_us']:+} us")
+              f"{result['first_minus_hit_p50_us']} us; a verdict hit vs auth none (p50): "
+              f"{result['hit_minus_none_p50_us']:+} us")
         if wrong:
             print(f"WRONG WAY: {', '.join(wrong)} (counters above)")
-    print(json.dumps(summary))
+    print(json.dumps(result))
     sys.exit(1 if wrong else 0)
 
 
