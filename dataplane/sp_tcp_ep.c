@@ -954,6 +954,9 @@ send_reply(struct sp_worker *w, struct sp_flow *f)
 static void
 start_reply(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 {
+	/* what was held is not needed any more: the whole buffer is the window, so a VM still
+	 * sending a body (no Expect: 100-continue) can finish it (it is dropped) and read this */
+	f->buf->len = 0;
 	f->state = SP_FLOW_REPLY;
 	f->snd_una = f->our_isn + 1;
 	f->snd_nxt = f->our_isn + 1 + f->reply_len + 1;

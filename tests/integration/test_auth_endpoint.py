@@ -313,6 +313,45 @@ def test_signed_body_is_verified(lab_of):
     lab.finish()
 
 
+def test_body_after_a_refusal_is_taken_and_dropped(lab_of):
+    """A PUT refused before its body arrived (no Expect: 100-continue): the VM may go on sending
+    the body before it reads the answer; shortpath acknowledges it, with the whole buffer as the
+    window, and drops it, so the VM is never stuck; then the orderly close."""
+    lab = auth_lab(lab_of, "drop", mode="every-request")
+    head, _ = signed("PUT", "/b/big", sk="wrong", payload="UNSIGNED-PAYLOAD",
+                     extra=[("content-length", "4000")])
+    c = Client(lab, 47501, isn=11)
+    c.connect()
+    c.send_held(head)
+    first = c.expect(lambda s: s.payload, what="the answer")
+    assert first.payload.startswith(b"HTTP/1.1 403 Forbidden") and first.has("F"), first
+    full = min(lab.flow_buffer >> 7, 65535)
+    for part in (b"x" * 1400, b"y" * 1400, b"z" * 1200):
+        c.send(part, "A")
+        a = c.expect(lambda s: s.ack == c.nxt, what=f"the ACK of {c.nxt}")
+        assert a.win == full, (a.win, full)
+    c.rcv = 0
+    reply = read_reply_after(lab, c, first.payload)
+    assert b"<Code>SignatureDoesNotMatch</Code>" in reply, reply
+    lab.event(auth_punt=1, auth_refused=1, syn_rx=1, synack_tx=1, cookie_ok=1, requests=1,
+              flow_freed=1)
+    lab.finish()
+
+
+def read_reply_after(lab, c, first):
+    """The VM acknowledges shortpath's whole answer (its length from Content-Length) and its FIN,
+    then closes; returns the answer's body as far as the first segment had it."""
+    head, _, body = first.partition(b"\r\n\r\n")
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    c.rcv = len(head) + 4 + length + 1
+    c.wire.send(c.frame("A"))
+    c.send(b"", "FA")
+    c.expect(lambda s: s.ack == c.nxt and s.has("A") and not s.payload,
+             what="the ACK of the VM's FIN")
+    lab.wait_no_flows()
+    return body
+
+
 def test_long_error_is_segmented(lab_of):
     """A SignatureDoesNotMatch document (with the string to sign and canonical request) sent to
     a VM whose MSS is 536 goes out in segments of at most 536 bytes, FIN on the last."""
