@@ -88,9 +88,7 @@ def put_cred(lab, ak, sk=None, buckets=None, actions=None):
 def to_node(lab, c, head, body=b""):
     """The request goes to NODE1 (first SYN seen), then the VM gives up (RST both ways)."""
     be = Backend(lab, c, NODE1, 80, isn=77)
-    c.cookie_mss = 1460
-    c.connect()
-    c.send_held(head + body)
+    c.open(head + body)
     be.expect_syn(timeout=5)
     c.wire.send(c.frame("RA"))
     be.expect(lambda s: s.has("R"), what="RST to the node")
@@ -298,9 +296,7 @@ def test_signed_body_is_verified(lab_of):
     assert lab.up.received == 0
     c = Client(lab, 46002, isn=2)
     be = Backend(lab, c, NODE1, 80, isn=5)
-    c.cookie_mss = 1460
-    c.connect()
-    c.send_held(head)
+    c.open(head)
     c.send_held(body[:1024])
     c.send_held(body[1024:])
     be.expect_syn(timeout=5)
@@ -373,9 +369,7 @@ def test_unverifiable_body_takes_the_ordinary_path(lab_of):
     head, _ = signed("PUT", "/b/big", body=body, extra=[("expect", "100-continue")])
     c = Client(lab, 48001, isn=1)
     be = Backend(lab, c, VIP, 80, isn=3)
-    c.cookie_mss = 1460
-    c.connect()
-    c.send_held(head)
+    c.open(head)
     be.expect_syn(timeout=5)
     lab.vm.send(c.frame("RA"))
     be.expect(lambda s: s.has("R"), what="RST to the VIP")

@@ -300,6 +300,11 @@ class Client:
         self.ack()
         return self
 
+    def open(self, data):
+        """Handshake, then data held by shortpath (its ACK checked)."""
+        self.connect()
+        return self.send_held(data)
+
     def send(self, data, flags="PA", **kw):
         f = self.frame(flags, data, **kw)
         self.wire.send(f)
@@ -668,7 +673,6 @@ def test_wscale_above_14_is_taken_as_14(lab_of):
     scaled window and the backend SYN the VM's scale (14)."""
     lab = lab_of("ws15", enhanced=("GET",))
     c = Client(lab, 43201, isn=1000, mss=1460, ws=15, win=65535)
-    c.cookie_mss = 1460
     c.wfield = 1
     c.connect()
     c.send_held(listing())   # the ACK's window: (16384 - held) >> 7
@@ -901,9 +905,7 @@ def test_direct_get_rewritten_head(lab_of):
     head = (b"GET /b/k HTTP/1.1\r\nHost: s3.test\r\nUser-Agent: tep/1\r\n"
             b"Connection: keep-alive\r\nX-SP-Node-Auth: client:1:forged\r\nRange: bytes=0-4\r\n"
             b"keep-alive: timeout=5\r\nX-Amz-Date: 20250101T000000Z\r\n\r\n")
-    c.cookie_mss = 1460
-    c.connect()
-    c.send_held(head)
+    c.open(head)
     be.expect_syn(timeout=5)
     assert lab.mgr.calls == [("/locate", {"bucket": "b", "key": "k"})], lab.mgr.calls
     be.synack()
@@ -929,9 +931,7 @@ def test_direct_get_rewritten_head(lab_of):
     # the same object again: the locator is cached, the manager is not asked
     c2 = Client(lab, 46002, isn=123)
     be2 = Backend(lab, c2, NODE1, 80, isn=999)
-    c2.cookie_mss = 1460
-    c2.connect()
-    c2.send_held(b"GET /b/k HTTP/1.1\r\nHost: s3.test\r\n\r\n")
+    c2.open(b"GET /b/k HTTP/1.1\r\nHost: s3.test\r\n\r\n")
     be2.expect_syn()
     lab.vm.send(c2.frame("RA"))
     be2.expect(lambda s: s.has("R"), what="RST to the node")
@@ -956,9 +956,7 @@ def test_direct_put_body_in_segments(lab_of):
             b"Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n")
     c = Client(lab, 47001, isn=0x40000000, ws=5, win=65535)
     be = Backend(lab, c, NODE2, 8080, isn=0xdeadbeef, mss=1000, ws=7, win=65535)
-    c.cookie_mss = 1460
-    c.connect()
-    c.send_held(head[:-10])
+    c.open(head[:-10])
     c.send_held(head[-10:] + body[:1000])
     c.send_held(body[1000:2000])       # while resolving or connecting: held too
     be.expect_syn(timeout=5)
@@ -1031,9 +1029,7 @@ def test_refused_silent_nodes_then_vip_then_503(lab_of):
     head = b"GET /b/k HTTP/1.1\r\nHost: s3.test\r\nConnection: keep-alive\r\n\r\n"
 
     c = Client(lab, 48001, isn=31337)
-    c.cookie_mss = 1460
-    c.connect()
-    c.send_held(head)
+    c.open(head)
     n1 = Backend(lab, c, NODE1, 80, isn=1)
     n1.expect_syn(timeout=5)
     lab.up.send(n1.frame("RA", seq=0, ack=u32(c.isn + 1), win=0))   # refused
@@ -1061,9 +1057,7 @@ def test_refused_silent_nodes_then_vip_then_503(lab_of):
 
     # everything refuses: 503 from shortpath
     c = Client(lab, 48002, isn=0xfffffffe, ws=None)
-    c.cookie_mss = 1460
-    c.connect()
-    c.send_held(head)
+    c.open(head)
     for ip, port in ((NODE1, 80), (NODE2, 8080), (VIP, 80)):
         t = Backend(lab, c, ip, port, isn=1)
         t.expect_syn()
@@ -1106,9 +1100,7 @@ def test_locator_not_found_or_slow_goes_to_vip(lab_of):
     c = Client(lab, 49001, isn=5)
     be = Backend(lab, c, VIP, 80, isn=6)
     head = b"DELETE /b/nokey HTTP/1.1\r\nHost: s3.test\r\n\r\n"
-    c.cookie_mss = 1460
-    c.connect()
-    c.send_held(head)
+    c.open(head)
     be.expect_syn(timeout=5)
     assert lab.mgr.calls == [("/locate", {"bucket": "b", "key": "nokey"})], lab.mgr.calls
     be.synack()
@@ -1328,9 +1320,7 @@ def test_malformed_segments_accounted(lab_of):
     # a flow: its malformed segments pass up as they are, the flow is unharmed
     c = Client(lab, 51010, isn=900)
     be = Backend(lab, c, VIP, 80, isn=0x55555555, mss=1460)
-    c.cookie_mss = 1460
-    c.connect()
-    c.send_held(b"GET /bkt?list-type=2 HTTP/1.1\r\n")
+    c.open(b"GET /bkt?list-type=2 HTTP/1.1\r\n")
     odd = c.frame("PA", b"Host: x\r\n", doff=3)
     lab.vm.send(odd)
     lab.up.expect_raw(odd)
@@ -1367,7 +1357,6 @@ def test_timeouts(lab_of):
     for i, half in enumerate((False, True)):
         c = Client(lab, 52010 + i, isn=0xffff0000 + i)
         be = Backend(lab, c, VIP, 80, isn=0x70000000 + i)
-        c.cookie_mss = 1460
         req = listing()
         bind(lab, c, be, req)
         sp = Splice(c, be)
@@ -1399,9 +1388,7 @@ def test_held_bytes_follow_the_backend_window(lab_of):
     be = Backend(lab, c, VIP, 80, isn=4000, mss=1000, ws=None, win=2000)
     body = b"b" * 2000
     head = b"POST /bkt/k?uploads HTTP/1.1\r\nHost: s3.test\r\nContent-Length: 2000\r\n\r\n"
-    c.cookie_mss = 1460
-    c.connect()
-    c.send_held(head + body[:1000])
+    c.open(head + body[:1000])
     c.send_held(body[1000:])                      # while connecting: held
     be.expect_syn()
     be.synack()
@@ -1436,9 +1423,7 @@ def test_windows_toward_backend_are_unscaled_where_they_must_be(lab_of):
     lab = lab_of("unscaled")
     c = Client(lab, 54001, isn=10, ws=7, win=64240)          # field 501 = 64128 bytes
     be = Backend(lab, c, VIP, 80, isn=20, mss=1460, ws=None, win=8192)
-    c.cookie_mss = 1460
-    c.connect()
-    c.send_held(listing())
+    c.open(listing())
     syn = be.expect_syn()
     problems = []
     if syn.win != min(c.wfield << 7, 65535):
@@ -1651,9 +1636,7 @@ def test_icmp_errors(lab_of):
     lab.mgr.locate("b", "k", [f"http://{NODE1}:80", f"http://{NODE2}:8080"], path)
     head = b"GET /b/k HTTP/1.1\r\nHost: s3.test\r\n\r\n"
     c = Client(lab, 49001, isn=5000)
-    c.cookie_mss = 1460
-    c.connect()
-    c.send_held(head)
+    c.open(head)
     n1 = Backend(lab, c, NODE1, 80, isn=1)
     syn = n1.expect_syn(timeout=5)
     router = "10.98.2.1"
