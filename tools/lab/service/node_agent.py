@@ -19,13 +19,12 @@ Access log: s3front's line, `agent=<node name>`, remote = the node manager's add
 """
 import argparse
 import sys
-import tempfile
 import urllib.parse
 
 import s3front
 import sigv4
 from s3front import S3Error
-from svccommon import AccessLog, direct_target, read_node_secret
+from svccommon import direct_target
 
 
 class Handler(s3front.Handler):
@@ -66,37 +65,20 @@ class Handler(s3front.Handler):
         return super().route(bucket, key)
 
 
-class Agent:
+class Agent(s3front.Shared):
     """What the handlers share (s3front.FrontEnd's attributes that they use)."""
 
     def __init__(self, a):
-        self.name = a.name or f"agent@{a.listen}"
-        self.region = "us-east-1"  # used by bucket operations only, which never come here
-        self.manager = urllib.parse.urlsplit(a.manager)
-        self.node_key_id = a.node_key_id
-        self.node_secret = read_node_secret(a.node_key_file, a.node_key_id)
-        self.spool_dir = a.spool_dir
-        self.log = AccessLog(a.log, "node-agent")
+        # region: used by bucket operations only, which never come here
+        super().__init__(a, f"agent@{a.listen}", "node-agent", "us-east-1")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--listen", required=True, help="ADDR:PORT (loopback: only nginx calls)")
-    p.add_argument("--manager", required=True, help="storage manager, http://ADDR:PORT")
-    p.add_argument("--node-key-id", required=True, help="our key id at the storage nodes")
-    p.add_argument("--node-key-file", required=True,
-                   help="its secret (hex), or a keys file (`key_id secret_hex` lines)")
-    p.add_argument("--name", help="name in the access log (default agent@ADDR:PORT)")
-    p.add_argument("--log", help="access log file")
-    p.add_argument("--spool-dir", default=tempfile.gettempdir(),
-                   help="where request bodies over 1 MiB wait until checked")
+    s3front.backend_args(p, "ADDR:PORT (loopback: only nginx calls)")
     a = p.parse_args()
-    host, _, port = a.listen.rpartition(":")
-    srv = s3front.Server((host, int(port)), Handler)
-    srv.fe = Agent(a)
-    print(f"node_agent {srv.fe.name}: listening on {a.listen}, manager {a.manager}", flush=True)
-    srv.serve_forever()
+    s3front.serve(a, Handler, Agent(a), "node_agent")
 
 
 if __name__ == "__main__":

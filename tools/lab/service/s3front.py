@@ -737,43 +737,62 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-class FrontEnd:
-    """What every request handler shares: configuration, Redis, the access log."""
+class Shared:
+    """What every request handler of a front end or of the node agent shares: the storage
+    manager, the node credential, the spool, the access log."""
 
-    def __init__(self, a):
-        self.name = a.name or f"fe@{a.listen}"
-        self.region = a.region
+    def __init__(self, a, name, log_kind, region):
+        self.name = a.name or name
+        self.region = region
         self.manager = urllib.parse.urlsplit(a.manager)
         self.node_key_id = a.node_key_id
         self.node_secret = read_node_secret(a.node_key_file, a.node_key_id)
+        self.spool_dir = a.spool_dir
+        self.log = AccessLog(a.log, log_kind)
+
+
+class FrontEnd(Shared):
+    """A front end's: the above, and Redis (client credentials)."""
+
+    def __init__(self, a):
+        super().__init__(a, f"fe@{a.listen}", "s3front", a.region)
         import redis  # here, not above: the node agent (node_agent.py) has no Redis to import
 
         self.redis = redis.Redis.from_url(a.redis, decode_responses=True)
         self.redis_error = redis.RedisError
-        self.spool_dir = a.spool_dir
-        self.log = AccessLog(a.log, "s3front")
+
+
+def backend_args(p, listen_help):
+    """The options of a front end and of the node agent: where they listen, the storage manager,
+    the node credential, the access log, the spool."""
+    p.add_argument("--listen", required=True, help=listen_help)
+    p.add_argument("--manager", required=True, help="storage manager, http://ADDR:PORT")
+    p.add_argument("--node-key-id", required=True, help="our key id at the storage nodes")
+    p.add_argument("--node-key-file", required=True,
+                   help="its secret (hex), or a keys file (`key_id secret_hex` lines)")
+    p.add_argument("--log", help="access log file")
+    p.add_argument("--name", help="name in the access log")
+    p.add_argument("--spool-dir", default=tempfile.gettempdir(),
+                   help="where request bodies over 1 MiB wait until checked")
+
+
+def serve(a, handler, shared, prog):
+    """Serve handler on a.listen with shared as what the handlers share, until killed."""
+    host, _, port = a.listen.rpartition(":")
+    srv = Server((host, int(port)), handler)
+    srv.fe = shared
+    print(f"{prog} {shared.name}: listening on {a.listen}, manager {a.manager}", flush=True)
+    srv.serve_forever()
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--listen", required=True, help="ADDR:PORT")
+    backend_args(p, "ADDR:PORT")
     p.add_argument("--redis", required=True, help="Redis URL (client credentials)")
-    p.add_argument("--manager", required=True, help="storage manager, http://ADDR:PORT")
-    p.add_argument("--node-key-id", required=True, help="our key id at the storage nodes")
-    p.add_argument("--node-key-file", required=True,
-                   help="its secret (hex), or a keys file (`key_id secret_hex` lines)")
     p.add_argument("--region", default="us-east-1")
-    p.add_argument("--log", help="access log file")
-    p.add_argument("--name", help="name in the access log (default fe@ADDR:PORT)")
-    p.add_argument("--spool-dir", default=tempfile.gettempdir(),
-                   help="where request bodies over 1 MiB wait until checked")
     a = p.parse_args()
-    host, _, port = a.listen.rpartition(":")
-    srv = Server((host, int(port)), Handler)
-    srv.fe = FrontEnd(a)
-    print(f"s3front {srv.fe.name}: listening on {a.listen}, manager {a.manager}", flush=True)
-    srv.serve_forever()
+    serve(a, Handler, FrontEnd(a), "s3front")
 
 
 if __name__ == "__main__":
