@@ -4,8 +4,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <rte_branch_prediction.h>
+#include <rte_byteorder.h>
 #include <rte_ether.h>
 #include <rte_mbuf.h>
 
@@ -23,6 +25,23 @@ struct sp_mac_cache_slot {
 	uint64_t mac; /* key as made by the worker (0 = empty) */
 	uint16_t port_idx;
 };
+
+/* A MAC as a non-zero 64-bit key (8-byte load: the frame has >= 14 bytes, so it stays inside). */
+static inline uint64_t
+sp_mac_key(const struct rte_ether_addr *a)
+{
+	uint64_t v;
+
+	memcpy(&v, a, sizeof(v));
+	return (rte_le_to_cpu_64(v) & 0xffffffffffffULL) | 1ULL << 48;
+}
+
+/* The slot of a key in a per-worker cache of slots entries (a power of two). */
+static inline unsigned int
+sp_mac_key_slot(uint64_t key, unsigned int slots)
+{
+	return (unsigned int)((key * 0x9e3779b97f4a7c15ULL) >> 40) & (slots - 1);
+}
 
 struct rte_hash;
 struct rte_ring;

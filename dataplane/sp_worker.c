@@ -108,28 +108,12 @@ service_match(struct sp_worker *w, const struct sp_svc_table *svc, const struct 
 	return !v6 && (svc->profile[slot].flags & SP_SVC_F_DIRECT) ? slot : -1;
 }
 
-/* A MAC as a non-zero 64-bit key (the frame has >= 14 bytes, so 8-byte loads stay inside). */
-static inline uint64_t
-mac_key(const struct rte_ether_addr *a)
-{
-	uint64_t v;
-
-	memcpy(&v, a, sizeof(v));
-	return (rte_le_to_cpu_64(v) & 0xffffffffffffULL) | 1ULL << 48;
-}
-
-static inline unsigned int
-key_slot(uint64_t key, unsigned int slots)
-{
-	return (unsigned int)((key * 0x9e3779b97f4a7c15ULL) >> 40) & (slots - 1);
-}
-
 /* Tell the control thread which VM port a source MAC lives on, at most once per refresh. */
 static inline void
 learn(struct sp_worker *w, uint16_t port_idx, const struct rte_ether_addr *src, uint64_t key,
       uint64_t now)
 {
-	struct sp_learn_slot *s = &w->learn[key_slot(key, SP_LEARN_SLOTS)];
+	struct sp_learn_slot *s = &w->learn[sp_mac_key_slot(key, SP_LEARN_SLOTS)];
 	uint64_t *tat = &w->learn_tat[port_idx];
 	struct sp_punt_msg msg;
 
@@ -187,7 +171,7 @@ from_vm(struct sp_worker *w, const struct sp_rxq *q, struct rte_mbuf **pkts, uin
 			drop(w, m, SP_DROP_BAD_SRC_MAC);
 			continue;
 		}
-		key = mac_key(&eth->src_addr);
+		key = sp_mac_key(&eth->src_addr);
 		if (key != last_src && dp->cfg->mac_learn_limit > 0) {
 			learn(w, q->port_idx, &eth->src_addr, key, now);
 			last_src = key;
@@ -236,7 +220,7 @@ flood(struct sp_worker *w, struct rte_mbuf *m)
 static inline uint16_t
 local_learned_port(struct sp_worker *w, uint64_t key, uint64_t now)
 {
-	struct sp_learn_slot *s = &w->learn[key_slot(key, SP_LEARN_SLOTS)];
+	struct sp_learn_slot *s = &w->learn[sp_mac_key_slot(key, SP_LEARN_SLOTS)];
 
 	if (s->mac == key && now - s->first_tsc < w->dp->learn_grace_tsc)
 		return s->port_idx;
@@ -257,9 +241,10 @@ resolve_batch(struct sp_worker *w, struct rte_mbuf **pkts, const uint16_t *idx, 
 		keys[j] = &rte_pktmbuf_mtod(pkts[idx[j]], struct rte_ether_hdr *)->dst_addr;
 	rte_hash_lookup_bulk_data(w->dp->mac_table, keys, k, &hits, data);
 	for (j = 0; j < k; j++) {
-		key = mac_key(keys[j]);
+		key = sp_mac_key(keys[j]);
 		if (hits & (1ULL << j)) {
-			struct sp_mac_cache_slot *c = &w->mac_cache[key_slot(key, SP_MAC_CACHE)];
+			struct sp_mac_cache_slot *c =
+				&w->mac_cache[sp_mac_key_slot(key, SP_MAC_CACHE)];
 
 			c->mac = key;
 			c->port_idx = (uint16_t)(uintptr_t)data[j];
@@ -320,8 +305,8 @@ from_uplink(struct sp_worker *w, struct rte_mbuf **pkts, uint16_t n, uint64_t no
 			dst[i] = SP_DST_TAKEN;
 			continue;
 		}
-		key = mac_key(&eth->dst_addr);
-		c = &w->mac_cache[key_slot(key, SP_MAC_CACHE)];
+		key = sp_mac_key(&eth->dst_addr);
+		c = &w->mac_cache[sp_mac_key_slot(key, SP_MAC_CACHE)];
 		if (likely(c->mac == key)) {
 			dst[i] = c->port_idx;
 			continue;

@@ -584,22 +584,6 @@ ep_frame(struct bench *b, struct rte_mbuf *m, bool from_vm, uint64_t now)
 	return sp_tcp_active(w) && sp_tcp_from_uplink(w, m, &pi, now);
 }
 
-/* sp_worker.c's MAC cache key and slot */
-static inline uint64_t
-mac_key(const struct rte_ether_addr *a)
-{
-	uint64_t v;
-
-	memcpy(&v, a, sizeof(v));
-	return (rte_le_to_cpu_64(v) & 0xffffffffffffULL) | 1ULL << 48;
-}
-
-static inline unsigned int
-key_slot(uint64_t key, unsigned int slots)
-{
-	return (unsigned int)((key * 0x9e3779b97f4a7c15ULL) >> 40) & (slots - 1);
-}
-
 /*
  * The references: what the worker does to forward the same frame byte-identical when the
  * service is known but not enhanced (classify, service lookup and count, MAC cache for the
@@ -638,8 +622,8 @@ ref_frame(struct bench *b, struct rte_mbuf *m, bool from_vm, bool busy, uint64_t
 		failf(b, NULL, "the endpoint took a frame of no flow (reference)");
 		return;
 	}
-	key = mac_key(&eth->dst_addr);
-	c = &w->mac_cache[key_slot(key, SP_MAC_CACHE)];
+	key = sp_mac_key(&eth->dst_addr);
+	c = &w->mac_cache[sp_mac_key_slot(key, SP_MAC_CACHE)];
 	if (unlikely(c->mac != key)) {
 		if (rte_hash_lookup_data(b->dp->mac_table, &eth->dst_addr, &data) < 0) {
 			failf(b, NULL, "the VM's MAC is not in the MAC table");
