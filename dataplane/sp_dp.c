@@ -19,6 +19,7 @@
 #include "sp_dp.h"
 
 #include "sp_auth.h"
+#include "sp_cache.h"
 #include "sp_loc.h"
 #include "sp_log.h"
 #include "sp_tcp_ep.h"
@@ -176,6 +177,8 @@ sp_dp_create(const struct sp_conf *cfg, struct sp_dp **out, char *err, size_t er
 		return -ENOMEM;
 	}
 	rc = sp_mac_create(dp, err, errlen);
+	if (rc == 0)
+		rc = sp_cache_create(dp, err, errlen);
 	if (rc != 0)
 		return rc;
 	for (i = 0; i < cfg->n_ports; i++) {
@@ -257,6 +260,10 @@ sp_dp_punt_drain(struct sp_dp *dp, unsigned int max, uint64_t now_ms)
 				dp->auth_handler(dp->auth_handler_arg, msgs[i].auth);
 			else if (msgs[i].type == SP_PUNT_AUTH)
 				rte_mempool_put(dp->auth_pool, msgs[i].auth);
+			else if (msgs[i].type >= SP_PUNT_CACHE_FILL && dp->cache_handler != NULL)
+				dp->cache_handler(dp->cache_handler_arg, &msgs[i]);
+			else if (msgs[i].type == SP_PUNT_CACHE_FILL)
+				sp_cache_fill_drop(dp, msgs[i].fill);
 		}
 		done += n;
 	}
@@ -308,6 +315,7 @@ sp_dp_destroy(struct sp_dp *dp)
 	}
 	rte_mempool_free(dp->loc_pool);
 	rte_mempool_free(dp->auth_pool);
+	sp_cache_destroy(dp);
 	rte_free(dp->auth_gen);
 	rte_free(dp);
 }

@@ -47,6 +47,7 @@ struct rte_hash;
 struct rte_ring;
 struct rte_rcu_qsbr;
 struct sp_tcp_worker;
+struct sp_cache;
 
 struct sp_port {
 	char name[SP_CONF_NAME_LEN];
@@ -61,9 +62,15 @@ struct sp_port {
 
 /* worker → control message (16 bytes, carried by value in an rte_ring_elem ring). */
 enum sp_punt_type {
-	SP_PUNT_LEARN = 1, /* a VM port sent from mac */
-	SP_PUNT_LOC,	   /* loc: a struct sp_loc_msg (sp_loc.h) for the locator resolver */
-	SP_PUNT_AUTH,	   /* auth: a struct sp_auth_msg (sp_auth.h) to verify */
+	SP_PUNT_LEARN = 1,   /* a VM port sent from mac */
+	SP_PUNT_LOC,	     /* loc: a struct sp_loc_msg (sp_loc.h) for the locator resolver */
+	SP_PUNT_AUTH,	     /* auth: a struct sp_auth_msg (sp_auth.h) to verify */
+	SP_PUNT_CACHE_FILL,  /* fill: a struct sp_cache_fill (sp_cache.h) to insert */
+	SP_PUNT_CACHE_INVAL, /* slot, key_hash: an object was invalidated (ver[] already moved):
+			      * remove its entry */
+	SP_PUNT_CACHE_SVC,   /* slot: a whole service was invalidated (svc_gen[] moved) */
+	SP_PUNT_CACHE_REVAL, /* slot, key_hash: policy verify, a stale entry was served (its
+			      * reval flag set): revalidate it */
 };
 
 struct sp_loc_msg;
@@ -74,9 +81,12 @@ struct sp_punt_msg {
 	uint16_t worker;
 	uint16_t port_idx;
 	uint8_t mac[RTE_ETHER_ADDR_LEN];
+	uint16_t slot; /* SP_PUNT_CACHE_*: the service */
 	union {
-		struct sp_loc_msg *loc;	  /* SP_PUNT_LOC; the handler owns it */
-		struct sp_auth_msg *auth; /* SP_PUNT_AUTH; the handler owns it */
+		struct sp_loc_msg *loc;	    /* SP_PUNT_LOC; the handler owns it */
+		struct sp_auth_msg *auth;   /* SP_PUNT_AUTH; the handler owns it */
+		struct sp_cache_fill *fill; /* SP_PUNT_CACHE_FILL; the handler owns it */
+		uint64_t key_hash;	    /* SP_PUNT_CACHE_INVAL, _REVAL */
 	};
 };
 
@@ -84,6 +94,8 @@ struct sp_punt_msg {
 typedef void (*sp_loc_handler_fn)(void *arg, struct sp_loc_msg *m);
 /* ... and of SP_PUNT_AUTH messages (set by the authenticator). */
 typedef void (*sp_auth_handler_fn)(void *arg, struct sp_auth_msg *m);
+/* ... and of SP_PUNT_CACHE_* messages (set by the cache's control side; it owns m->fill). */
+typedef void (*sp_cache_handler_fn)(void *arg, const struct sp_punt_msg *m);
 
 struct sp_rxq {
 	uint16_t port_idx;
@@ -175,7 +187,10 @@ struct sp_dp {
 	struct rte_mempool *auth_pool;	 /* struct sp_auth_msg + flow_buffer bytes (sp_auth.h) */
 	sp_auth_handler_fn auth_handler; /* control thread; NULL: put back unanswered */
 	void *auth_handler_arg;
-	uint32_t *auth_gen; /* SP_AUTH_GEN_SLOTS credential generations (sp_auth.h) */
+	uint32_t *auth_gen;	/* SP_AUTH_GEN_SLOTS credential generations (sp_auth.h) */
+	struct sp_cache *cache; /* the object cache (sp_cache.h); NULL: [cache] size_kb 0 */
+	sp_cache_handler_fn cache_handler; /* control thread; NULL: fills are put back */
+	void *cache_handler_arg;
 	struct rte_rcu_qsbr *qsbr;
 	struct sp_svc_table *svc_table; /* RCU-published by control (sp_svc_publish); may be NULL */
 	uint16_t burst;

@@ -30,6 +30,9 @@ struct sp_svc_profile {
 	uint8_t flags;			      /* SP_SVC_F_* */
 	uint8_t methods;		      /* enhanced methods: bit (1 << enum sp_loc_method) */
 	uint8_t auth;			      /* enum sp_auth_mode (sp_auth.h) */
+	uint8_t cache;			      /* enum sp_cache_policy (sp_cache.h) */
+	uint32_t cache_ttl_s;		      /* cache.ttl_s */
+	uint32_t stale_if_error_s;	      /* cache.stale_if_error_s */
 	char region[SP_SIGV4_REGION_MAX + 1]; /* the service's region (SigV4 scope), NUL-ended */
 };
 

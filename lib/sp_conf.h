@@ -88,6 +88,14 @@ struct sp_conf {
 	int64_t auth_verdicts;
 	int64_t auth_timeout_ms;
 	int64_t auth_max_pending;
+	/* [cache] */
+	int64_t cache_size_kb;
+	int64_t cache_max_object_kb;
+	int64_t cache_entries;
+	int64_t cache_fills;
+	int64_t cache_admission; /* 0: all, 1: second-hit */
+	int64_t cache_fill_timeout_ms;
+	int64_t cache_revalidate_timeout_ms;
 	/* [keys] */
 	char node_keys[SP_CONF_STR_LEN];
 	/* [log] */
