@@ -65,6 +65,8 @@ sp_tcp_worker_create(struct sp_dp *dp, struct sp_worker *w, char *err, size_t er
 		goto nomem;
 	w->tcp = tw;
 	tw->ws = &w->stats;
+	tw->cache = dp->cache;
+	tw->reqid = (rte_rdtsc() ^ ((uint64_t)w->index << 48)) | 1;
 	tw->n_flows = (uint32_t)cfg->max_flows;
 	tw->flows = rte_zmalloc_socket("sp_flows", sizeof(*tw->flows) * tw->n_flows,
 				       RTE_CACHE_LINE_SIZE, socket);
@@ -224,6 +226,22 @@ sp_flow_alloc(struct sp_tcp_worker *tw)
 }
 
 void
+sp_flow_cache_release(struct sp_tcp_worker *tw, struct sp_flow *f)
+{
+	if (f->centry != NULL) {
+		__atomic_fetch_sub(&f->centry->refcnt, 1, __ATOMIC_RELEASE);
+		f->centry = NULL;
+	}
+	if (f->fill != NULL) {
+		__atomic_store_n(&tw->cache->ver[f->fill->ver_slot].fill_until, 0,
+				 __ATOMIC_RELEASE);
+		rte_mempool_put(tw->cache->fill_pool, f->fill);
+		f->fill = NULL;
+		SP_TCP_CNT(tw, CACHE_FILL_ABORT);
+	}
+}
+
+void
 sp_flow_release(struct sp_tcp_worker *tw, struct sp_flow *f)
 {
 	struct sp_flow_key k;
@@ -234,6 +252,7 @@ sp_flow_release(struct sp_tcp_worker *tw, struct sp_flow *f)
 	sp_flow_key_del(tw, &k);
 	sp_flow_ref(tw->vip_ref, f->vip, f->vport, -1);
 	sp_flow_be_del(tw, f);
+	sp_flow_cache_release(tw, f);
 	if (f->buf != NULL) {
 		rte_mempool_put(tw->bufs, f->buf);
 		f->buf = NULL;

@@ -9,6 +9,8 @@
 #include <rte_ether.h>
 #include <rte_mbuf.h>
 
+#include "sp_cache.h"
+#include "sp_cache_http.h"
 #include "sp_counters.h"
 #include "sp_http.h"
 #include "sp_loc.h"
@@ -47,12 +49,15 @@ struct sp_flow {
 	uint8_t tries;	/* SYNs sent to the current target */
 	uint8_t retx;	/* retransmissions of the current data */
 	uint8_t fin_vm : 1, fin_be : 1, be_key : 1, ws : 1, refresh_sent : 1, vm_fin_acked : 1;
-	uint8_t be_noscale : 1; /* the VM scales its windows, the backend did not agree to */
-	uint8_t presigned : 1;	/* the request was authenticated by presigned query parameters */
-	uint8_t vm_ws;		/* the VM's window scale (if ws) */
-	uint8_t be_ws;		/* the backend's (if ws and it answered with one) */
-	uint8_t method;		/* enum sp_loc_method, or 0xff */
-	uint16_t mss;		/* the cookie's MSS: what the VM takes */
+	uint8_t be_noscale : 1;	 /* the VM scales its windows, the backend did not agree to */
+	uint8_t presigned : 1;	 /* the request was authenticated by presigned query parameters */
+	uint8_t reply_close : 1; /* REPLY: FIN after the reply, then the flow ends; else the
+				  * connection is kept alive for the next request */
+	uint8_t cached : 1;	 /* the request's object has a cache key (ckey) */
+	uint8_t vm_ws;		 /* the VM's window scale (if ws) */
+	uint8_t be_ws;		 /* the backend's (if ws and it answered with one) */
+	uint8_t method;		 /* enum sp_loc_method, or 0xff */
+	uint16_t mss;		 /* the cookie's MSS: what the VM takes */
 	uint16_t be_mss;
 	uint16_t port_idx;	    /* the VM's port */
 	uint16_t slot;		    /* the service */
@@ -76,9 +81,18 @@ struct sp_flow {
 	uint32_t vm_nxt;    /* after the VM's highest byte seen in the splice (VM space) */
 	uint32_t be_nxt;    /* after the backend's highest byte seen (VM-side space) */
 	uint16_t vm_win;    /* the VM's latest window field */
-	uint16_t reply_len; /* bytes of shortpath's own reply (REPLY) */
-	uint64_t bytes_vm;  /* payload bytes from the VM */
-	uint64_t bytes_be;  /* payload bytes from the backend */
+	uint16_t reply_len; /* bytes of shortpath's own reply head in buf->hdr (REPLY) */
+	uint32_t reply_seq; /* REPLY: the VM-side seq of the reply's first byte */
+	uint32_t snd_max;   /* REPLY: after the reply's last byte (and FIN) */
+	uint32_t body_len;  /* REPLY: body bytes from centry after the head */
+	uint64_t body_off;  /* ... starting at this offset of centry->body */
+	struct sp_cache_entry *centry; /* REPLY: the entry the body comes from (refcnt held) */
+	struct sp_cache_fill *fill;    /* a response being copied for the cache (claim held) */
+	uint32_t fill_base;	       /* where the backend's byte 0 goes in fill->data */
+	uint32_t requests;	       /* requests answered on this connection (keep-alive) */
+	uint64_t ckey;		       /* the object's cache key hash (if cached) */
+	uint64_t bytes_vm;	       /* payload bytes from the VM */
+	uint64_t bytes_be;	       /* payload bytes from the backend */
 	uint64_t created_tsc;
 	uint64_t last_tsc;   /* last packet either way */
 	uint64_t timer_tsc;  /* next retransmission / deadline (0: none) */
@@ -156,6 +170,10 @@ struct sp_tcp_worker {
 	uint64_t boot_s_tsc;	    /* tsc at which the cookie clock started */
 	uint64_t cookie_tsc;	    /* TSC cycles per cookie clock second (64 of them per period) */
 	struct sp_worker_stats *ws; /* the worker's counters */
+	struct sp_cache *cache;	    /* dp->cache (NULL: no cache) */
+	uint64_t reqid;		    /* request ids of shortpath's own answers */
+	int64_t date_s;		    /* the second date[] is for */
+	char date[SP_HTTP_DATE_LEN];
 };
 
 #define SP_TCP_CNT(tw, e) SP_CNT_ADD((tw)->ws->tcp[SP_TCP_EV_##e], 1)
@@ -163,6 +181,8 @@ struct sp_tcp_worker {
 /* sp_flow.c: the table. */
 struct sp_flow *sp_flow_alloc(struct sp_tcp_worker *tw);
 void sp_flow_release(struct sp_tcp_worker *tw, struct sp_flow *f);
+/* Drop what the flow holds of the cache: the entry it answers from, a fill it copies. */
+void sp_flow_cache_release(struct sp_tcp_worker *tw, struct sp_flow *f);
 struct sp_flow *sp_flow_lookup(struct sp_tcp_worker *tw, const struct sp_flow_key *k);
 int sp_flow_key_add(struct sp_tcp_worker *tw, const struct sp_flow_key *k, struct sp_flow *f);
 void sp_flow_key_del(struct sp_tcp_worker *tw, const struct sp_flow_key *k);

@@ -11,6 +11,9 @@
 #include <rte_tcp.h>
 
 #include "sp_auth.h"
+#include "sp_cache.h"
+#include "sp_cache_http.h"
+#include "sp_conf.h"
 #include "sp_dp.h"
 #include "sp_flow.h"
 #include "sp_policy.h"
@@ -59,6 +62,13 @@ now_s(const struct sp_tcp_worker *tw, uint64_t now)
 {
 	/* cookie clock seconds (64 per [dataplane] syncookie_period_s), starting at one count */
 	return (now - tw->boot_s_tsc) / tw->cookie_tsc + 64;
+}
+
+/* Unix seconds now (the SigV4 date checks). */
+static inline int64_t
+wall_s(const struct sp_tcp_worker *tw, uint64_t now)
+{
+	return tw->wall_base_s + (int64_t)((now - tw->wall_base_tsc) / tw->hz);
 }
 
 static bool
@@ -224,6 +234,7 @@ syn_in(struct sp_worker *w, const struct seg *s, struct rte_mbuf *m, uint16_t po
 static void decide(struct sp_worker *w, struct sp_flow *f, uint64_t now);
 static void connect_target(struct sp_worker *w, struct sp_flow *f, uint64_t now);
 static void bind_vip(struct sp_worker *w, struct sp_flow *f, enum sp_tcp_event why, uint64_t now);
+static void cache_write_through(struct sp_worker *w, struct sp_flow *f, uint64_t now);
 
 /* An ACK completing a handshake: a flow if the cookie is ours. false: forward it unchanged. */
 static bool
@@ -500,6 +511,8 @@ resume(struct sp_worker *w, struct sp_flow *f, struct sp_loc_entry *e, uint64_t 
 		return;
 	}
 	f->node = 0;
+	if (f->method == SP_LOC_PUT && f->cached)
+		cache_write_through(w, f, now);
 	bind_node(w, f, e, now);
 }
 
@@ -516,6 +529,621 @@ query_only_amz(const char *q, uint32_t len)
 			i++;
 		i++;
 	}
+	return true;
+}
+
+/* ---- the object cache (seed 000) ---------------------------------------------------------- */
+
+static void reply_start(struct sp_worker *w, struct sp_flow *f, bool close, uint64_t now);
+static void close_idle(struct sp_worker *w, struct sp_flow *f, uint64_t now);
+
+/* The object's cache key: its path percent-decoded, as the service names objects (so "/b/%41"
+ * and "/b/A" are one object). 0 if it does not fit out (SP_LOC_NAME_MAX bytes). */
+static uint32_t
+cache_name(const char *p, uint32_t len, char *out)
+{
+	uint32_t i, o = 0;
+	int hi, lo;
+
+	for (i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (c == '%' && i + 2 < len && (hi = sp_conf_hexval(p[i + 1])) >= 0 &&
+		    (lo = sp_conf_hexval(p[i + 2])) >= 0) {
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (o == SP_LOC_NAME_MAX)
+			return 0;
+		out[o++] = c;
+	}
+	return o;
+}
+
+/* The profile of the flow's service (NULL if it has none any more). */
+static inline const struct sp_svc_profile *
+profile_of(const struct sp_worker *w, const struct sp_flow *f)
+{
+	const struct sp_svc_table *svc = __atomic_load_n(&w->dp->svc_table, __ATOMIC_ACQUIRE);
+
+	return svc != NULL && f->slot < SP_SVC_MAX ? &svc->profile[f->slot] : NULL;
+}
+
+/* A message by value to the control thread (best effort: a full ring is counted). */
+static void
+cache_punt(struct sp_worker *w, uint16_t type, uint16_t slot, uint64_t key_hash)
+{
+	struct sp_punt_msg pm = {0};
+
+	pm.type = type;
+	pm.worker = (uint16_t)w->index;
+	pm.slot = slot;
+	pm.key_hash = key_hash;
+	if (rte_ring_mp_enqueue_elem(w->dp->punt, &pm, sizeof(pm)) != 0)
+		SP_TCP_CNT(tcpw(w), PUNT_FULL);
+}
+
+/* Today's date as HTTP sends it, formatted once a second. */
+static inline const char *
+date_now(struct sp_tcp_worker *tw, uint64_t now)
+{
+	int64_t t = wall_s(tw, now);
+
+	if (unlikely(t != tw->date_s)) {
+		sp_http_date_format(t, tw->date);
+		tw->date_s = t;
+	}
+	return tw->date;
+}
+
+/* A new request id (16 upper-case hex digits, as the service's) and its x-amz-id-2. */
+static inline void
+request_ids(struct sp_tcp_worker *tw, char id[17], char id2[24])
+{
+	/* xorshift64*: distinct, unpredictable enough for ids */
+	tw->reqid ^= tw->reqid >> 12;
+	tw->reqid ^= tw->reqid << 25;
+	tw->reqid ^= tw->reqid >> 27;
+	sp_s3err_request_id(id, tw->reqid * 0x2545F4914F6CDD1DULL);
+	sp_cache_id2(id, id2);
+}
+
+/* Decimal digits of v at o (no NUL); returns the count. */
+static inline uint32_t
+put_u64(char *o, uint64_t v)
+{
+	char t[20];
+	uint32_t n = 0, i;
+
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (i = 0; i < n; i++)
+		o[i] = t[n - 1 - i];
+	return n;
+}
+
+#define PUTS(o, end, str)                                                                          \
+	do {                                                                                       \
+		size_t l_ = sizeof(str) - 1;                                                       \
+		if ((size_t)((end) - (o)) < l_)                                                    \
+			return -ENOSPC;                                                            \
+		memcpy((o), (str), l_);                                                            \
+		(o) += l_;                                                                         \
+	} while (0)
+#define PUTN(o, end, p, n)                                                                         \
+	do {                                                                                       \
+		size_t l_ = (n);                                                                   \
+		if ((size_t)((end) - (o)) < l_)                                                    \
+			return -ENOSPC;                                                            \
+		memcpy((o), (p), l_);                                                              \
+		(o) += l_;                                                                         \
+	} while (0)
+
+/* The head of a 200 or 206 answer from entry e (206: bytes first..last) in out. */
+static int
+hit_head(char *out, size_t cap, const struct sp_cache_entry *e, int status, uint64_t first,
+	 uint64_t last, const struct sp_cache_tmpl_vals *v, bool close)
+{
+	char *o = out, *end = out + cap;
+	int n;
+
+	if (status == 200)
+		PUTS(o, end, "HTTP/1.1 200 OK\r\n");
+	else
+		PUTS(o, end, "HTTP/1.1 206 Partial Content\r\n");
+	n = sp_cache_tmpl_render(o, (size_t)(end - o), e->tmpl, e->tmpl_len, e->marks, e->n_marks,
+				 v);
+	if (n < 0)
+		return n;
+	o += n;
+	if (status == 206) {
+		if (end - o < 80)
+			return -ENOSPC;
+		PUTS(o, end, "Content-Range: bytes ");
+		o += put_u64(o, first);
+		*o++ = '-';
+		o += put_u64(o, last);
+		*o++ = '/';
+		o += put_u64(o, e->size);
+		PUTS(o, end, "\r\n");
+	}
+	if (close)
+		PUTS(o, end, "Connection: close\r\n");
+	PUTS(o, end, "\r\n");
+	return (int)(o - out);
+}
+
+/* A 304 as the service answers one: Server, Date, the ids, ETag, Last-Modified. */
+static int
+hit_304(char *out, size_t cap, const struct sp_cache_entry *e, const struct sp_cache_tmpl_vals *v,
+	bool close)
+{
+	char *o = out, *end = out + cap;
+
+	PUTS(o, end, "HTTP/1.1 304 Not Modified\r\n");
+	if (e->server_len > 0) {
+		PUTS(o, end, "Server: ");
+		PUTN(o, end, e->server, e->server_len);
+		PUTS(o, end, "\r\n");
+	}
+	PUTS(o, end, "Date: ");
+	PUTN(o, end, v->date, SP_HTTP_DATE_LEN);
+	PUTS(o, end, "\r\nx-amz-request-id: ");
+	PUTN(o, end, v->reqid, 16);
+	PUTS(o, end, "\r\nx-amz-id-2: ");
+	PUTN(o, end, v->id2, 24);
+	PUTS(o, end, "\r\n");
+	if (e->etag_len > 0) {
+		PUTS(o, end, "ETag: ");
+		PUTN(o, end, e->etag, e->etag_len);
+		PUTS(o, end, "\r\n");
+	}
+	if (e->lm_len > 0) {
+		PUTS(o, end, "Last-Modified: ");
+		PUTN(o, end, e->last_modified, e->lm_len);
+		PUTS(o, end, "\r\n");
+	}
+	if (close)
+		PUTS(o, end, "Connection: close\r\n");
+	PUTS(o, end, "\r\n");
+	return (int)(o - out);
+}
+
+/*
+ * A 412 or 416 as the service answers one: Server, Date, Content-Type, Content-Length, the ids
+ * (416: Content-Range), then the S3 error document (not for HEAD).
+ */
+static int
+hit_error(char *out, size_t cap, const struct sp_cache_entry *e, const char *code,
+	  const struct sp_s3err_extra *x, unsigned int nx, const char *path, uint32_t path_len,
+	  const struct sp_cache_tmpl_vals *v, bool head, bool close)
+{
+	char doc[2048], res[1024], *o = out, *end = out + cap;
+	const char *reason, *msg, *body;
+	size_t rlen = sp_s3err_resource(res, sizeof(res), path, path_len);
+	int status = sp_s3err_status(code, &reason, &msg), n;
+	uint32_t blen;
+
+	n = sp_s3err_response_fit(doc, sizeof(doc), code, NULL, res, rlen, v->reqid, x, nx, false,
+				  0);
+	body = n > 0 ? strstr(doc, "\r\n\r\n") : NULL;
+	if (body == NULL)
+		return -ENOSPC;
+	body += 4;
+	blen = (uint32_t)(doc + n - body);
+	if (end - o < 64)
+		return -ENOSPC;
+	PUTS(o, end, "HTTP/1.1 ");
+	o += put_u64(o, (uint64_t)status);
+	*o++ = ' ';
+	PUTN(o, end, reason, strlen(reason));
+	PUTS(o, end, "\r\n");
+	if (e->server_len > 0) {
+		PUTS(o, end, "Server: ");
+		PUTN(o, end, e->server, e->server_len);
+		PUTS(o, end, "\r\n");
+	}
+	PUTS(o, end, "Date: ");
+	PUTN(o, end, v->date, SP_HTTP_DATE_LEN);
+	PUTS(o, end, "\r\nContent-Type: application/xml\r\nContent-Length: ");
+	if (end - o < 24)
+		return -ENOSPC;
+	o += put_u64(o, blen);
+	PUTS(o, end, "\r\nx-amz-request-id: ");
+	PUTN(o, end, v->reqid, 16);
+	PUTS(o, end, "\r\nx-amz-id-2: ");
+	PUTN(o, end, v->id2, 24);
+	PUTS(o, end, "\r\n");
+	if (strcmp(code, "InvalidRange") == 0) {
+		if (end - o < 64)
+			return -ENOSPC;
+		PUTS(o, end, "Content-Range: bytes */");
+		o += put_u64(o, e->size);
+		PUTS(o, end, "\r\n");
+	}
+	if (close)
+		PUTS(o, end, "Connection: close\r\n");
+	PUTS(o, end, "\r\n");
+	if (!head)
+		PUTN(o, end, body, blen);
+	return (int)(o - out);
+}
+
+/* A known header's value span of the held request (ptr NULL if absent). */
+static inline const char *
+req_hdr(const struct sp_http_req *r, const char *d, enum sp_http_hdr h, size_t *len)
+{
+	if (!sp_http_req_has(r, h)) {
+		*len = 0;
+		return NULL;
+	}
+	*len = r->hdr[h].len;
+	return d + r->hdr[h].off;
+}
+
+/* Answer the held GET or HEAD from entry e (valid: the caller checked). */
+static void
+cache_serve(struct sp_worker *w, struct sp_flow *f, struct sp_cache_entry *e, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_fbuf *b = f->buf;
+	const struct sp_http_req *r = &b->req;
+	const char *d = fbuf_data(tw, b);
+	bool head = r->method == SP_HTTP_METHOD_HEAD, close = !r->keep_alive || f->fin_vm;
+	struct sp_cache_tmpl_vals v;
+	struct sp_http_conds c;
+	uint64_t first = 0, last = e->size ? e->size - 1 : 0, len = e->size;
+	char id[17], id2[24], num[24];
+	const char *range;
+	size_t range_len;
+	int n, rc;
+
+	request_ids(tw, id, id2);
+	v.date = date_now(tw, now);
+	v.reqid = id;
+	v.id2 = id2;
+	c.if_match = req_hdr(r, d, SP_HTTP_HDR_IF_MATCH, &c.if_match_len);
+	c.if_none_match = req_hdr(r, d, SP_HTTP_HDR_IF_NONE_MATCH, &c.if_none_match_len);
+	c.if_modified_since =
+		req_hdr(r, d, SP_HTTP_HDR_IF_MODIFIED_SINCE, &c.if_modified_since_len);
+	c.if_unmodified_since =
+		req_hdr(r, d, SP_HTTP_HDR_IF_UNMODIFIED_SINCE, &c.if_unmodified_since_len);
+	range = req_hdr(r, d, SP_HTTP_HDR_RANGE, &range_len);
+	if (e->ref == 0)
+		e->ref = 1;
+	__atomic_fetch_add(&e->hits, 1, __ATOMIC_RELAXED);
+	SP_TCP_CNT(tw, CACHE_HIT);
+	if (head)
+		SP_TCP_CNT(tw, CACHE_HEAD);
+	if (f->requests > 0)
+		SP_TCP_CNT(tw, CACHE_KEEPALIVE);
+	rc = (r->hdr_present &
+	      (1u << SP_HTTP_HDR_IF_MATCH | 1u << SP_HTTP_HDR_IF_NONE_MATCH |
+	       1u << SP_HTTP_HDR_IF_MODIFIED_SINCE | 1u << SP_HTTP_HDR_IF_UNMODIFIED_SINCE))
+		     ? (int)sp_http_conditions(&c, e->etag, e->etag_len, e->last_modified_s)
+		     : SP_HTTP_COND_GO;
+	f->body_len = 0;
+	f->body_off = 0;
+	if (rc == SP_HTTP_COND_NOT_MODIFIED) {
+		SP_TCP_CNT(tw, CACHE_304);
+		n = hit_304(b->hdr, tw->hdr_cap, e, &v, close);
+	} else if (rc != SP_HTTP_COND_GO) {
+		struct sp_s3err_extra x = {
+			"Condition",
+			rc == SP_HTTP_COND_FAILED_IF_MATCH ? "If-Match" : "If-Unmodified-Since", 0};
+
+		x.len = strlen(x.value);
+		SP_TCP_CNT(tw, CACHE_412);
+		n = hit_error(b->hdr, tw->hdr_cap, e, "PreconditionFailed", &x, 1, d + r->path.off,
+			      r->path.len, &v, head, close);
+	} else {
+		int rr = range != NULL
+				 ? sp_http_parse_range(range, range_len, e->size, &first, &last)
+				 : SP_HTTP_RANGE_IGNORE;
+
+		if (rr == SP_HTTP_RANGE_UNSATISFIABLE) {
+			struct sp_s3err_extra x[2] = {{"RangeRequested", range, range_len},
+						      {"ActualObjectSize", num, 0}};
+
+			x[1].len = put_u64(num, e->size);
+			SP_TCP_CNT(tw, CACHE_416);
+			n = hit_error(b->hdr, tw->hdr_cap, e, "InvalidRange", x, 2, d + r->path.off,
+				      r->path.len, &v, head, close);
+		} else {
+			int status = rr == SP_HTTP_RANGE_OK ? 206 : 200;
+
+			if (status == 206) {
+				len = last - first + 1;
+				SP_TCP_CNT(tw, CACHE_206);
+			} else {
+				first = 0;
+				SP_TCP_CNT(tw, CACHE_200);
+			}
+			v.length = len;
+			n = hit_head(b->hdr, tw->hdr_cap, e, status, first, last, &v, close);
+			if (n > 0 && !head && len > 0) {
+				f->body_off = first;
+				f->body_len = (uint32_t)len;
+				f->centry = e;
+				__atomic_fetch_add(&e->refcnt, 1, __ATOMIC_ACQUIRE);
+				SP_CNT_ADD(tw->ws->tcp[SP_TCP_EV_CACHE_BYTES], len);
+			}
+		}
+	}
+	if (n <= 0) { /* cannot happen with hdr_cap >= 8 KiB and heads the index accepted */
+		rst_vm(w, f);
+		sp_flow_release(tw, f);
+		return;
+	}
+	f->reply_len = (uint16_t)n;
+	reply_start(w, f, close, now);
+}
+
+/* Start copying the response to a plain GET of the flow's object for the cache. */
+static void
+cache_fill_start(struct sp_worker *w, struct sp_flow *f, const char *name, uint32_t nlen,
+		 uint8_t kind, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_cache *c = tw->cache;
+	uint32_t vs = sp_cache_ver_slot(f->ckey);
+	uint64_t until = __atomic_load_n(&c->ver[vs].fill_until, __ATOMIC_ACQUIRE);
+	struct sp_cache_fill *fl;
+	void *obj;
+
+	if ((until != 0 && now < until) ||
+	    !__atomic_compare_exchange_n(&c->ver[vs].fill_until, &until, now + c->fill_timeout_tsc,
+					 false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+		SP_TCP_CNT(tw, CACHE_FILL_COALESCED);
+		return;
+	}
+	if (rte_mempool_get(c->fill_pool, &obj) != 0) {
+		__atomic_store_n(&c->ver[vs].fill_until, 0, __ATOMIC_RELEASE);
+		SP_TCP_CNT(tw, CACHE_FILL_NOBUF);
+		return;
+	}
+	fl = obj;
+	fl->worker = (uint16_t)w->index;
+	fl->slot = f->slot;
+	fl->kind = kind;
+	fl->name_len = (uint16_t)nlen;
+	memcpy(fl->name, name, nlen);
+	fl->ver_slot = vs;
+	fl->key_hash = f->ckey;
+	/* read before the request goes anywhere: a write after this moves it */
+	fl->version = __atomic_load_n(&c->ver[vs].ver, __ATOMIC_ACQUIRE);
+	fl->svc_gen = __atomic_load_n(&c->svc_gen[f->slot], __ATOMIC_ACQUIRE);
+	fl->head_len = fl->body_len = fl->resp_len = fl->len = 0;
+	f->fill = fl;
+	f->fill_base = 0;
+	SP_TCP_CNT(tw, CACHE_FILL_START);
+}
+
+/* The fill is whole: to the control thread. */
+static void
+cache_fill_punt(struct sp_worker *w, struct sp_flow *f)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_cache_fill *fl = f->fill;
+	struct sp_punt_msg pm = {0};
+
+	f->fill = NULL;
+	pm.type = SP_PUNT_CACHE_FILL;
+	pm.worker = (uint16_t)w->index;
+	pm.slot = fl->slot;
+	pm.fill = fl;
+	if (rte_ring_mp_enqueue_elem(w->dp->punt, &pm, sizeof(pm)) != 0) {
+		sp_cache_fill_drop(w->dp, fl);
+		SP_TCP_CNT(tw, PUNT_FULL);
+		SP_TCP_CNT(tw, CACHE_FILL_ABORT);
+		return;
+	}
+	SP_TCP_CNT(tw, CACHE_FILL_DONE);
+}
+
+/* Give the flow's fill up. */
+static void
+cache_fill_abort(struct sp_worker *w, struct sp_flow *f)
+{
+	sp_cache_fill_drop(w->dp, f->fill);
+	f->fill = NULL;
+	SP_TCP_CNT(tcpw(w), CACHE_FILL_ABORT);
+}
+
+/* A backend segment of a flow with a fill: copy what is new, in order; punt when whole. */
+static void
+cache_fill_copy(struct sp_worker *w, struct sp_flow *f, struct rte_mbuf *m, const struct seg *s)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_cache_fill *fl = f->fill;
+	uint32_t off = s->seq - (f->be_isn + 1), have = fl->len - f->fill_base, skip, take;
+	struct sp_http_resp resp;
+	int rc;
+
+	if (seq_lt(s->seq + s->plen, f->be_isn + 1 + have) ||
+	    s->seq + s->plen == f->be_isn + 1 + have)
+		return;				    /* nothing new */
+	if (seq_lt(f->be_isn + 1 + have, s->seq)) { /* a hole: the copy would not be exact */
+		cache_fill_abort(w, f);
+		return;
+	}
+	skip = have - off;
+	take = s->plen - skip;
+	if (fl->len + take > tw->cache->fill_cap) {
+		cache_fill_abort(w, f);
+		return;
+	}
+	seg_copy(m, s, skip, take, fl->data + fl->len);
+	fl->len += take;
+	have += take;
+	if ((fl->kind == SP_CACHE_FILL_GET && fl->head_len == 0) ||
+	    (fl->kind == SP_CACHE_FILL_PUT && fl->resp_len == 0)) {
+		rc = sp_http_parse_response(fl->data + f->fill_base, have, SP_CACHE_HEAD_MAX,
+					    &resp);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			cache_fill_abort(w, f);
+			return;
+		}
+		if (fl->kind == SP_CACHE_FILL_PUT) {
+			if (resp.status / 100 != 2) {
+				cache_fill_abort(w, f);
+				return;
+			}
+			fl->resp_len = (uint32_t)rc;
+			fl->len = f->fill_base + (uint32_t)rc;
+			cache_fill_punt(w, f);
+			return;
+		}
+		if (resp.status != 200 || !resp.has_content_length || resp.chunked ||
+		    resp.content_length > tw->cache->max_object ||
+		    (uint64_t)rc + resp.content_length > tw->cache->fill_cap) {
+			cache_fill_abort(w, f);
+			return;
+		}
+		fl->head_len = (uint32_t)rc;
+		fl->body_len = (uint32_t)resp.content_length;
+	}
+	if (fl->kind == SP_CACHE_FILL_GET && have >= fl->head_len + fl->body_len) {
+		fl->len = fl->head_len + fl->body_len;
+		cache_fill_punt(w, f);
+	}
+}
+
+/* A PUT going direct with its whole body held: copy it, to be written through once the node
+ * answers 2xx. */
+static void
+cache_write_through(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_fbuf *b = f->buf;
+	const struct sp_http_req *r = &b->req;
+	const char *d = fbuf_data(tw, b);
+	char name[SP_LOC_NAME_MAX];
+	uint32_t nlen, body;
+
+	if (tw->cache == NULL || f->fill != NULL || !f->cached || r->chunked ||
+	    !r->has_content_length || r->content_length > tw->cache->max_object ||
+	    b->len - b->head_len != r->content_length ||
+	    (uint64_t)b->len + SP_CACHE_HEAD_MAX > tw->cache->fill_cap)
+		return;
+	nlen = cache_name(d + r->path.off, r->path.len, name);
+	if (nlen == 0)
+		return;
+	cache_fill_start(w, f, name, nlen, SP_CACHE_FILL_PUT, now);
+	if (f->fill == NULL)
+		return;
+	body = b->len - b->head_len;
+	memcpy(f->fill->data, d, b->len);
+	f->fill->head_len = b->head_len;
+	f->fill->body_len = body;
+	f->fill->len = b->len;
+	f->fill_base = b->len;
+	SP_TCP_CNT(tw, CACHE_WRITE_THROUGH);
+}
+
+/* A write the worker parsed: the object (or the bucket) stops being served at once. */
+static void
+cache_invalidate_req(struct sp_worker *w, struct sp_flow *f)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	const struct sp_http_req *r = &f->buf->req;
+	const char *d = fbuf_data(tw, f->buf);
+	unsigned int segs = path_segments(d + r->path.off, r->path.len);
+	char name[SP_LOC_NAME_MAX];
+	uint32_t nlen;
+
+	if (segs == 2) {
+		nlen = cache_name(d + r->path.off, r->path.len, name);
+		if (nlen == 0)
+			return;
+		f->cached = 1;
+		f->ckey = sp_cache_hash(f->slot, name, nlen);
+		sp_cache_invalidate(tw->cache, f->ckey);
+		cache_punt(w, SP_PUNT_CACHE_INVAL, f->slot, f->ckey);
+	} else if (segs == 1 && r->method != SP_HTTP_METHOD_PUT) {
+		sp_cache_invalidate_svc(tw->cache, f->slot);
+		cache_punt(w, SP_PUNT_CACHE_SVC, f->slot, 0);
+	} else {
+		return;
+	}
+	SP_TCP_CNT(tw, CACHE_INVALIDATE);
+}
+
+/*
+ * A GET or HEAD of an object of a service that caches: answered from the cache (true), or a
+ * miss (false: the request goes on; a plain GET starts a fill).
+ */
+static bool
+cache_lookup(struct sp_worker *w, struct sp_flow *f, const struct sp_svc_profile *pr, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	const struct sp_http_req *r = &f->buf->req;
+	const char *d = fbuf_data(tw, f->buf);
+	char name[SP_LOC_NAME_MAX];
+	struct sp_cache_entry *e;
+	uint32_t nlen;
+
+	if (r->chunked || (r->has_content_length && r->content_length > 0) || r->version != 11)
+		return false;
+	nlen = cache_name(d + r->path.off, r->path.len, name);
+	if (nlen == 0)
+		return false;
+	f->cached = 1;
+	f->ckey = sp_cache_hash(f->slot, name, nlen);
+	e = sp_cache_lookup(tw->cache, f->slot, name, nlen, f->ckey);
+	if (e != NULL && sp_cache_entry_valid(tw->cache, e)) {
+		if (now < e->fresh_until_tsc) {
+			cache_serve(w, f, e, now);
+			return true;
+		}
+		if (pr->cache == SP_CACHE_POLICY_VERIFY) {
+			uint8_t zero = 0;
+
+			SP_TCP_CNT(tw, CACHE_STALE_VERIFY);
+			if (__atomic_compare_exchange_n(&e->reval, &zero, 1, false,
+							__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+				cache_punt(w, SP_PUNT_CACHE_REVAL, f->slot, f->ckey);
+			cache_serve(w, f, e, now);
+			return true;
+		}
+		SP_TCP_CNT(tw, CACHE_EXPIRED);
+	}
+	SP_TCP_CNT(tw, CACHE_MISS);
+	if (r->method == SP_HTTP_METHOD_GET &&
+	    !(r->hdr_present &
+	      (1u << SP_HTTP_HDR_RANGE | 1u << SP_HTTP_HDR_IF_MATCH |
+	       1u << SP_HTTP_HDR_IF_NONE_MATCH | 1u << SP_HTTP_HDR_IF_MODIFIED_SINCE |
+	       1u << SP_HTTP_HDR_IF_UNMODIFIED_SINCE)))
+		cache_fill_start(w, f, name, nlen, SP_CACHE_FILL_GET, now);
+	return false;
+}
+
+/* The storage side failed for a GET or HEAD: its entry, past its TTL but within
+ * stale_if_error_s, answers instead (true). */
+static bool
+cache_stale_if_error(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	const struct sp_http_req *r = &f->buf->req;
+	const char *d = fbuf_data(tw, f->buf);
+	char name[SP_LOC_NAME_MAX];
+	struct sp_cache_entry *e;
+	uint32_t nlen;
+
+	if (!f->cached || (f->method != SP_LOC_GET && f->method != SP_LOC_HEAD))
+		return false;
+	nlen = cache_name(d + r->path.off, r->path.len, name);
+	e = nlen ? sp_cache_lookup(tw->cache, f->slot, name, nlen, f->ckey) : NULL;
+	if (e == NULL || !sp_cache_entry_valid(tw->cache, e) || now >= e->stale_until_tsc)
+		return false;
+	if (f->fill != NULL)
+		cache_fill_abort(w, f);
+	SP_TCP_CNT(tw, CACHE_STALE_IF_ERROR);
+	cache_serve(w, f, e, now);
 	return true;
 }
 
@@ -558,6 +1186,10 @@ route(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 		bind_vip(w, f, SP_TCP_EV_VIP_BODY_FORM, now);
 		return;
 	}
+	if (tw->cache != NULL && svc->profile[f->slot].cache != SP_CACHE_POLICY_NONE &&
+	    (f->method == SP_LOC_GET || f->method == SP_LOC_HEAD) &&
+	    cache_lookup(w, f, &svc->profile[f->slot], now))
+		return;
 	body_have = b->len - head;
 	if ((uint64_t)body_have > (r->has_content_length ? r->content_length : 0)) {
 		bind_vip(w, f, SP_TCP_EV_VIP_PIPELINED, now);
@@ -585,13 +1217,6 @@ route(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 }
 
 /* ---- local authentication (seed 001) ------------------------------------------------------- */
-
-/* Unix seconds now (the SigV4 date checks). */
-static inline int64_t
-wall_s(const struct sp_tcp_worker *tw, uint64_t now)
-{
-	return tw->wall_base_s + (int64_t)((now - tw->wall_base_tsc) / tw->hz);
-}
 
 static void start_reply(struct sp_worker *w, struct sp_flow *f, uint64_t now);
 
@@ -787,6 +1412,12 @@ decide(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 
 	SP_TCP_CNT(tw, REQUESTS);
 	f->method = loc_method(f->buf->req.method);
+	if (tw->cache != NULL && svc != NULL && f->slot < SP_SVC_MAX &&
+	    svc->profile[f->slot].cache != SP_CACHE_POLICY_NONE &&
+	    (f->buf->req.method == SP_HTTP_METHOD_PUT ||
+	     f->buf->req.method == SP_HTTP_METHOD_POST ||
+	     f->buf->req.method == SP_HTTP_METHOD_DELETE))
+		cache_invalidate_req(w, f); /* before anything can reach the service */
 	if (svc != NULL && f->slot < SP_SVC_MAX &&
 	    (svc->profile[f->slot].flags & SP_SVC_F_DIRECT) &&
 	    svc->profile[f->slot].auth >= SP_AUTH_MODE_FIRST && !auth_gate(w, f, svc, now))
@@ -802,6 +1433,10 @@ parse_held(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 	struct sp_fbuf *b = f->buf;
 	int rc;
 
+	if (b->len == 0 && f->fin_vm && f->requests > 0) { /* closed between requests */
+		close_idle(w, f, now);
+		return;
+	}
 	rc = sp_http_parse_request(fbuf_data(tw, b), b->len, &b->req, &tw->lim);
 	if (rc > 0) {
 		b->head_len = (uint32_t)rc;
@@ -929,40 +1564,152 @@ send_held(struct sp_worker *w, struct sp_flow *f, uint32_t from, bool probe)
 }
 
 /*
- * Shortpath's own reply to the VM (f->buf->hdr[0, reply_len): an S3 error) from the VM's latest
- * ACK on, in segments of the VM's MSS, FIN after the last byte.
+ * Shortpath's own reply to the VM: the head in f->buf->hdr[0, reply_len), then body_len bytes of
+ * the cache entry's body from body_off. Sent from VM-side seq from, in segments of the VM's MSS,
+ * as far as its window allows (probe: at least one segment, for a retransmission or a zero
+ * window); FIN after the last byte when the reply closes the connection.
  */
 static void
-send_reply(struct sp_worker *w, struct sp_flow *f)
+send_reply(struct sp_worker *w, struct sp_flow *f, uint32_t from, bool probe)
 {
 	struct sp_tcp_worker *tw = tcpw(w);
-	uint32_t base = f->our_isn + 1, len = f->reply_len, seg;
-	uint32_t off = RTE_MIN(f->snd_una - base, len);
+	uint32_t total = f->reply_len + f->body_len, off = from - f->reply_seq, lim, seg, l1;
 	uint32_t mss = RTE_MIN((uint32_t)f->mss, (uint32_t)tw->mss_clamp);
+	uint32_t wnd = (uint32_t)f->vm_win << (f->ws ? f->vm_ws : 0);
+	const uint8_t *body = f->centry != NULL ? f->centry->body + f->body_off : NULL;
+	uint8_t flags;
 
-	do {
-		seg = RTE_MIN(mss, len - off);
-		if (sp_flow_send(w, f, true, base + off, f->rcv_nxt,
-				 F_ACK | (off + seg == len ? F_PSH | F_FIN : 0), hold_window(tw, f),
-				 NULL, 0, f->buf->hdr + off, seg, NULL, 0) != 0)
+	if (seq_lt(from, f->snd_una))
+		off = f->snd_una - f->reply_seq;
+	lim = RTE_MIN(total, (f->snd_una - f->reply_seq) + wnd);
+	if (probe && lim <= off)
+		lim = RTE_MIN(total, off + mss);
+	if (off >= total) { /* nothing but the FIN (an empty reply, or the FIN was lost) */
+		if (f->reply_close && (probe || f->snd_nxt != f->snd_max) &&
+		    sp_flow_send(w, f, true, f->reply_seq + total, f->rcv_nxt, F_ACK | F_FIN,
+				 hold_window(tw, f), NULL, 0, NULL, 0, NULL, 0) == 0)
+			f->snd_nxt = f->snd_max;
+		return;
+	}
+	while (off < lim) {
+		seg = RTE_MIN(mss, lim - off);
+		flags = F_ACK;
+		if (off + seg == total)
+			flags |= F_PSH | (f->reply_close ? F_FIN : 0);
+		l1 = off < f->reply_len ? RTE_MIN(seg, f->reply_len - off) : 0;
+		if (sp_flow_send(w, f, true, f->reply_seq + off, f->rcv_nxt, flags,
+				 hold_window(tw, f), NULL, 0, f->buf->hdr + off, l1,
+				 body + (off + l1 - f->reply_len), seg - l1) != 0)
 			break;
 		off += seg;
-	} while (off < len);
+		if (seq_lt(f->snd_nxt, f->reply_seq + off + ((flags & F_FIN) ? 1 : 0)))
+			f->snd_nxt = f->reply_seq + off + ((flags & F_FIN) ? 1 : 0);
+	}
 }
 
-/* Answer the VM with the reply in f->buf->hdr (reply_len bytes) and close. */
+/*
+ * Answer the VM with the reply set up in f (head in f->buf->hdr, reply_len bytes; body_len
+ * bytes of f->centry's body). close: FIN after it, the flow ends; else the connection stays
+ * for the next request (what is held after the request's head_len bytes is kept).
+ */
+static void
+reply_start(struct sp_worker *w, struct sp_flow *f, bool close, uint64_t now)
+{
+	struct sp_fbuf *b = f->buf;
+
+	if (close) {
+		/* what was held is not needed any more: the whole buffer is the window, so a VM
+		 * still sending a body (no Expect: 100-continue) can finish it (it is dropped) and
+		 * read this */
+		b->len = 0;
+	} else {
+		char *d = fbuf_data(tcpw(w), b);
+		uint32_t used = RTE_MIN(b->len, b->head_len);
+
+		memmove(d, d + used, b->len - used); /* a pipelined next request */
+		b->len -= used;
+	}
+	b->head_len = b->hdr_len = 0;
+	f->reply_close = close;
+	f->state = SP_FLOW_REPLY;
+	f->reply_seq = f->snd_una = f->snd_nxt;
+	f->snd_max = f->reply_seq + f->reply_len + f->body_len + (close ? 1 : 0);
+	f->retx = 0;
+	f->timer_tsc = now + tcpw(w)->rto_tsc;
+	send_reply(w, f, f->reply_seq, false);
+}
+
+/* An S3 error in f->buf->hdr (reply_len bytes): send it and close. */
 static void
 start_reply(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 {
-	/* what was held is not needed any more: the whole buffer is the window, so a VM still
-	 * sending a body (no Expect: 100-continue) can finish it (it is dropped) and read this */
-	f->buf->len = 0;
-	f->state = SP_FLOW_REPLY;
-	f->snd_una = f->our_isn + 1;
-	f->snd_nxt = f->our_isn + 1 + f->reply_len + 1;
-	f->retx = 0;
-	f->timer_tsc = now + tcpw(w)->rto_tsc;
-	send_reply(w, f);
+	f->body_len = 0;
+	reply_start(w, f, true, now);
+}
+
+/* A kept-alive reply was all acknowledged: the connection waits for the next request. */
+static void
+reply_done(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_fbuf *b = f->buf;
+
+	if (f->centry != NULL) {
+		__atomic_fetch_sub(&f->centry->refcnt, 1, __ATOMIC_RELEASE);
+		f->centry = NULL;
+	}
+	f->requests++;
+	f->state = SP_FLOW_HEAD;
+	f->reply_len = 0;
+	f->body_len = 0;
+	f->method = 0xff;
+	f->cached = 0;
+	f->presigned = 0;
+	/* a later bind starts the backend's sequence spaces here: what is held is byte 1 of the
+	 * backend connection, the backend's byte 1 the VM's next */
+	f->our_isn = f->snd_nxt - 1;
+	f->vm_isn = f->rcv_nxt - (f->fin_vm ? 1 : 0) - b->len - 1;
+	sp_http_req_init(&b->req);
+	f->timer_tsc = now + tw->head_tsc;
+	if (b->len > 0 || f->fin_vm)
+		parse_held(w, f, now);
+}
+
+/* The VM closed a kept-alive connection between requests (or it idled out): FIN back. */
+static void
+close_idle(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	f->reply_len = 0;
+	f->body_len = 0;
+	f->vm_fin_acked = f->fin_vm;
+	reply_start(w, f, true, now);
+}
+
+/* REPLY: the VM's ACK (and window) for the reply; more of it goes out as the window opens. */
+static void
+reply_ack(struct sp_worker *w, struct sp_flow *f, const struct seg *s, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+
+	if (!(s->flags & F_ACK))
+		return;
+	if (seq_le(s->ack, f->snd_nxt) && seq_lt(f->snd_una, s->ack)) {
+		f->snd_una = s->ack;
+		f->retx = 0;
+		f->timer_tsc = now + tw->rto_tsc;
+	} else if (s->ack == f->snd_una && s->plen == 0 && f->snd_una != f->snd_nxt &&
+		   !(s->flags & F_FIN) && ++f->retx >= 3 && f->retx < MAX_RETX) {
+		/* the third duplicate ACK: the first unacknowledged segment again */
+		SP_TCP_CNT(tw, RETRANSMIT);
+		send_reply(w, f, f->snd_una, true);
+	}
+	if (f->snd_una == f->snd_max) {
+		if (!f->reply_close)
+			reply_done(w, f, now);
+		return;
+	}
+	if (seq_lt(f->snd_nxt, f->snd_max))
+		send_reply(w, f, f->snd_nxt, false); /* what the window now lets out */
 }
 
 /* The current target failed (refused or silent): the next replica, the VIP, then a 503. */
@@ -984,6 +1731,8 @@ target_failed(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 		bind_node(w, f, e, now);
 		return;
 	}
+	if (tw->cache != NULL && cache_stale_if_error(w, f, now))
+		return;
 	if (f->target == TARGET_NODE) {
 		SP_TCP_CNT(tw, FALLBACK_VIP);
 		bind_vip(w, f, SP_TCP_EV_VIP_NO_LOCATOR, now);
@@ -1127,6 +1876,12 @@ splice_from_be(struct sp_worker *w, struct sp_flow *f, struct rte_mbuf *m, struc
 		return;
 	}
 	f->bytes_be += s->plen;
+	if (unlikely(f->fill != NULL)) {
+		if (s->plen > 0)
+			cache_fill_copy(w, f, m, s);
+		if (f->fill != NULL && (s->flags & (F_FIN | F_RST)))
+			cache_fill_abort(w, f); /* ended before the response was whole */
+	}
 	if (s->flags & F_FIN)
 		f->fin_be = 1;
 	/* acks of bytes shortpath held map to what it already acknowledged to the VM */
@@ -1263,8 +2018,17 @@ sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info
 			sp_flow_release(tw, f);
 			break;
 		}
-		if ((s.flags & F_ACK) && seq_le(s.ack, f->snd_nxt) && seq_lt(f->snd_una, s.ack))
-			f->snd_una = s.ack;
+		f->vm_win = s.win;
+		reply_ack(w, f, &s, now);
+		if (f->state == SP_FLOW_HEAD) { /* kept alive: the next request */
+			if (hold_data(w, f, m, &s) > 0 || f->fin_vm)
+				parse_held(w, f, now);
+			break;
+		}
+		if (!f->reply_close) { /* the next request may come before the reply is done */
+			hold_data(w, f, m, &s);
+			break;
+		}
 		if (s.plen > 0 && !(s.flags & F_FIN) && seq_le(s.seq, f->rcv_nxt) &&
 		    seq_lt(f->rcv_nxt, s.seq + s.plen)) {
 			/* the rest of a request already answered (a body): taken and dropped, as
@@ -1279,7 +2043,7 @@ sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info
 			sp_flow_send(w, f, true, f->snd_nxt, f->rcv_nxt, F_ACK, 0, NULL, 0, NULL, 0,
 				     NULL, 0);
 		}
-		if (f->snd_una == f->snd_nxt && f->vm_fin_acked)
+		if (f->snd_una == f->snd_max && f->vm_fin_acked)
 			sp_flow_release(tw, f);
 		break;
 	default:
@@ -1491,6 +2255,10 @@ flow_timer(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 
 	switch (f->state) {
 	case SP_FLOW_HEAD:
+		if (f->requests > 0 && f->buf->len == 0) { /* a kept-alive connection idled out */
+			close_idle(w, f, now);
+			return;
+		}
 		SP_TCP_CNT(tw, HEADER_TIMEOUT);
 		rst_vm(w, f);
 		sp_flow_release(tw, f);
@@ -1534,14 +2302,18 @@ flow_timer(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 		f->timer_tsc = 0;
 		return;
 	case SP_FLOW_REPLY:
-		if (f->retx < MAX_RETX && f->snd_una != f->snd_nxt) {
+		if (f->retx < MAX_RETX && f->snd_una != f->snd_max) {
 			f->retx++;
 			SP_TCP_CNT(tw, RETRANSMIT);
-			send_reply(w, f);
+			send_reply(w, f, f->snd_una, true);
 			f->timer_tsc = now + (tw->rto_tsc << f->retx);
 			return;
 		}
-		sp_flow_release(tw, f);
+		if (f->snd_una != f->snd_max || f->reply_close) {
+			sp_flow_release(tw, f);
+			return;
+		}
+		f->timer_tsc = 0;
 		return;
 	case SP_FLOW_TIME_WAIT:
 		sp_flow_release(tw, f);

@@ -67,22 +67,43 @@ struct rte_tel_data;
 	X(AUTH_DENIED, "auth_denied")		/* refused by the policy under a verdict */        \
 	X(AUTH_VIP_BODY, "auth_vip_body")	/* signed body not all held: verified, ordinary */ \
 	X(AUTH_VERDICTS, "auth_verdicts")	/* verdicts installed */                           \
-	X(BE_SYN_TX, "be_syn_tx")		/* backend SYNs (first tries) */                   \
-	X(BE_SYN_RETX, "be_syn_retx")		/* backend SYN retransmissions */                  \
-	X(BE_REFUSED, "be_refused")		/* backend answered the SYN with RST */            \
-	X(BE_TIMEOUT, "be_timeout")		/* backend never answered the SYN */               \
-	X(REPLICA_RETRY, "replica_retry")	/* next replica tried */                           \
-	X(FALLBACK_VIP, "fallback_vip")		/* storage nodes failed: the VIP tried */          \
-	X(REPLY_503, "reply_503")		/* every target failed: 503 to the VM */           \
-	X(TUPLE_BUSY, "tuple_busy")		/* backend 4-tuple in use by another flow */       \
-	X(RETRANSMIT, "retransmit")		/* data segments sent again (timeout) */           \
-	X(SPLICED_VM, "spliced_vm")		/* VM segments translated to the backend */        \
-	X(SPLICED_BE, "spliced_be")		/* backend segments translated to the VM */        \
-	X(VM_RST, "vm_rst")			/* RSTs from VMs */                                \
-	X(BE_RST, "be_rst")			/* RSTs from backends after the splice */          \
-	X(RST_SENT, "rst_sent")			/* RSTs shortpath sent */                          \
-	X(HEADER_TIMEOUT, "header_timeout")	/* no whole request head in time: RST */           \
-	X(IDLE_TIMEOUT, "idle_timeout")		/* idle flow: reset both ways */                   \
+	X(CACHE_HIT, "cache_hit")		/* requests answered from the cache */             \
+	X(CACHE_MISS, "cache_miss")		/* cacheable requests not in the cache */          \
+	X(CACHE_EXPIRED, "cache_expired")	/* ... in it past its TTL (policy ttl) */          \
+	X(CACHE_STALE_VERIFY, "cache_stale_verify") /* served past its TTL, revalidation asked */  \
+	X(CACHE_STALE_IF_ERROR, "cache_stale_if_error") /* served because the storage failed */    \
+	X(CACHE_200, "cache_200")			/* hits answered 200 (GET and HEAD) */     \
+	X(CACHE_206, "cache_206")			/* ... 206 (a single range) */             \
+	X(CACHE_304, "cache_304")		/* ... 304 (If-None-Match / If-Modified-Since) */  \
+	X(CACHE_412, "cache_412")		/* ... 412 (If-Match / If-Unmodified-Since) */     \
+	X(CACHE_416, "cache_416")		/* ... 416 (range not satisfiable) */              \
+	X(CACHE_HEAD, "cache_head")		/* ... of them HEAD requests */                    \
+	X(CACHE_KEEPALIVE, "cache_keepalive")	/* requests after the first on a connection */     \
+	X(CACHE_BYTES, "cache_bytes")		/* body bytes answered from the cache */           \
+	X(CACHE_FILL_START, "cache_fill_start") /* responses being copied for the cache */         \
+	X(CACHE_FILL_DONE, "cache_fill_done")	/* ... handed to the control thread */             \
+	X(CACHE_FILL_ABORT, "cache_fill_abort") /* ... given up (not cacheable, gap, closed) */    \
+	X(CACHE_FILL_COALESCED, "cache_fill_coalesced") /* a fill of the object already runs */    \
+	X(CACHE_FILL_NOBUF, "cache_fill_nobuf")		/* no fill buffer free */                  \
+	X(CACHE_WRITE_THROUGH, "cache_write_through")	/* PUT bodies copied for the cache */      \
+	X(CACHE_INVALIDATE,                                                                        \
+	  "cache_invalidate")		    /* writes that invalidated an object (or bucket) */    \
+	X(BE_SYN_TX, "be_syn_tx")	    /* backend SYNs (first tries) */                       \
+	X(BE_SYN_RETX, "be_syn_retx")	    /* backend SYN retransmissions */                      \
+	X(BE_REFUSED, "be_refused")	    /* backend answered the SYN with RST */                \
+	X(BE_TIMEOUT, "be_timeout")	    /* backend never answered the SYN */                   \
+	X(REPLICA_RETRY, "replica_retry")   /* next replica tried */                               \
+	X(FALLBACK_VIP, "fallback_vip")	    /* storage nodes failed: the VIP tried */              \
+	X(REPLY_503, "reply_503")	    /* every target failed: 503 to the VM */               \
+	X(TUPLE_BUSY, "tuple_busy")	    /* backend 4-tuple in use by another flow */           \
+	X(RETRANSMIT, "retransmit")	    /* data segments sent again (timeout) */               \
+	X(SPLICED_VM, "spliced_vm")	    /* VM segments translated to the backend */            \
+	X(SPLICED_BE, "spliced_be")	    /* backend segments translated to the VM */            \
+	X(VM_RST, "vm_rst")		    /* RSTs from VMs */                                    \
+	X(BE_RST, "be_rst")		    /* RSTs from backends after the splice */              \
+	X(RST_SENT, "rst_sent")		    /* RSTs shortpath sent */                              \
+	X(HEADER_TIMEOUT, "header_timeout") /* no whole request head in time: RST */               \
+	X(IDLE_TIMEOUT, "idle_timeout")	    /* idle flow: reset both ways */                       \
 	X(HALF_CLOSE_TIMEOUT, "half_close_timeout")                                                \
 	X(CLOSED, "closed")		/* both FINs seen: orderly close */                        \
 	X(ALLOC_FAILED, "alloc_failed") /* no mbuf for a segment shortpath makes */                \
