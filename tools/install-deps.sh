@@ -7,7 +7,7 @@ libdpdk-dev dpdk dpdk-dev libhiredis-dev libssl-dev libevent-dev libjansson-dev 
 redis-server redis-tools
 python3 python3-scapy python3-pytest
 iproute2 ethtool iputils-ping curl tcpdump procps psmisc
-nginx libnginx-mod-http-js haproxy faketime python3-redis python3-boto3 python3-botocore awscli s3cmd"
+nginx libnginx-mod-http-js haproxy wrk faketime python3-redis python3-boto3 python3-botocore awscli s3cmd"
 
 missing=""
 for p in $PKGS; do

@@ -162,3 +162,38 @@ def test_tcp_bench_auth_first():
     c = b["counters"]
     assert c["auth_hit"] == c["requests"] == c["bind_node"] == c["cookie_ok"], c
     assert not any(k.startswith("auth_") and k != "auth_hit" for k in c), c
+
+
+def test_cache_bench_nginx_reference():
+    """tools/bench/cache_bench.py --nginx-only: nginx proxy_cache answers wrk's keep-alive GETs of
+    the 1 KiB object from its cache (warm-up MISS then HIT, no origin request while wrk ran), and
+    the benchmark cleaned up after itself."""
+    bench = os.path.join(ROOT, "tools", "bench", "cache_bench.py")
+    r = subprocess.run(["/usr/bin/python3", bench, "--duration", "1", "--json", "--nginx-only"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"exit {r.returncode}\nstderr:\n{r.stderr}\nstdout:\n{r.stdout}"
+    try:
+        doc = json.loads(r.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"stdout is not one JSON document:\n{r.stdout}\nstderr:\n{r.stderr}")
+    ng = doc["nginx"]
+    assert doc["ok"] is True and doc["object_bytes"] == 1024, doc
+    assert ng["keep_alive"]["requests_per_s"] > 0, ng["keep_alive"]
+    assert ng["new_connection"]["requests_per_s"] > 0, ng["new_connection"]
+    assert ng["warmup"][0] == "MISS" and ng["warmup"][-1] == "HIT", ng["warmup"]
+    assert ng["cache_hit"] is True, ng
+    for mode in ("keep_alive", "new_connection"):
+        assert ng[mode]["origin_requests_during_run"] == 0, ng[mode]
+        assert ng[mode]["cache_status_after"] == "HIT", ng[mode]
+    assert doc["shortpath"]["available"] is False
+    assert not os.path.exists(doc["tmpdir"])
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if doc["tmpdir"] in cmd:
+            left.append((pid, cmd))
+    assert not left, left
