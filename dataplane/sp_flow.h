@@ -43,11 +43,12 @@ struct sp_fbuf {
 /* One flow: the VM's connection to a direct service, and its backend connection once bound. */
 struct sp_flow {
 	uint32_t gen;
-	uint8_t state;	/* enum sp_flow_state */
-	uint8_t target; /* 0: storage node, 1: VIP */
-	uint8_t node;	/* replica index being tried */
-	uint8_t tries;	/* SYNs sent to the current target */
-	uint8_t retx;	/* retransmissions of the current data */
+	uint8_t state;	 /* enum sp_flow_state */
+	uint8_t target;	 /* 0: storage node, 1: VIP */
+	uint8_t node;	 /* replica index being tried */
+	uint8_t tries;	 /* SYNs sent to the current target */
+	uint8_t retx;	 /* retransmissions of the current data */
+	uint8_t dupacks; /* REPLY: duplicate ACKs in a row */
 	uint8_t fin_vm : 1, fin_be : 1, be_key : 1, ws : 1, refresh_sent : 1, vm_fin_acked : 1;
 	uint8_t be_noscale : 1;	 /* the VM scales its windows, the backend did not agree to */
 	uint8_t presigned : 1;	 /* the request was authenticated by presigned query parameters */

@@ -1633,6 +1633,7 @@ reply_start(struct sp_worker *w, struct sp_flow *f, bool close, uint64_t now)
 	f->reply_close = close;
 	f->state = SP_FLOW_REPLY;
 	f->reply_seq = f->snd_una = f->snd_nxt;
+	f->dupacks = 0;
 	f->snd_max = f->reply_seq + f->reply_len + f->body_len + (close ? 1 : 0);
 	f->retx = 0;
 	f->timer_tsc = now + tcpw(w)->rto_tsc;
@@ -1696,9 +1697,10 @@ reply_ack(struct sp_worker *w, struct sp_flow *f, const struct seg *s, uint64_t 
 	if (seq_le(s->ack, f->snd_nxt) && seq_lt(f->snd_una, s->ack)) {
 		f->snd_una = s->ack;
 		f->retx = 0;
+		f->dupacks = 0;
 		f->timer_tsc = now + tw->rto_tsc;
 	} else if (s->ack == f->snd_una && s->plen == 0 && f->snd_una != f->snd_nxt &&
-		   !(s->flags & F_FIN) && ++f->retx >= 3 && f->retx < MAX_RETX) {
+		   !(s->flags & F_FIN) && ++f->dupacks == 3) {
 		/* the third duplicate ACK: the first unacknowledged segment again */
 		SP_TCP_CNT(tw, RETRANSMIT);
 		send_reply(w, f, f->snd_una, true);
@@ -1731,7 +1733,7 @@ target_failed(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 		bind_node(w, f, e, now);
 		return;
 	}
-	if (tw->cache != NULL && cache_stale_if_error(w, f, now))
+	if (f->target == TARGET_NODE && tw->cache != NULL && cache_stale_if_error(w, f, now))
 		return;
 	if (f->target == TARGET_NODE) {
 		SP_TCP_CNT(tw, FALLBACK_VIP);
@@ -2019,16 +2021,14 @@ sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info
 			break;
 		}
 		f->vm_win = s.win;
-		reply_ack(w, f, &s, now);
-		if (f->state == SP_FLOW_HEAD) { /* kept alive: the next request */
-			if (hold_data(w, f, m, &s) > 0 || f->fin_vm)
-				parse_held(w, f, now);
-			break;
-		}
-		if (!f->reply_close) { /* the next request may come before the reply is done */
+		if (!f->reply_close) {
+			/* kept alive: the next request may come before the reply is done; it is
+			 * parsed once the reply is all acknowledged */
 			hold_data(w, f, m, &s);
+			reply_ack(w, f, &s, now);
 			break;
 		}
+		reply_ack(w, f, &s, now);
 		if (s.plen > 0 && !(s.flags & F_FIN) && seq_le(s.seq, f->rcv_nxt) &&
 		    seq_lt(f->rcv_nxt, s.seq + s.plen)) {
 			/* the rest of a request already answered (a body): taken and dropped, as
