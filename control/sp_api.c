@@ -1,5 +1,5 @@
 /* Management HTTP API on a kernel socket: /v1/health, /v1/stats (JSON), /metrics (Prometheus),
- * /v1/services (and their credentials), /v1/locators, /v1/auth. */
+ * /v1/services (and their credentials), /v1/locators, /v1/auth, /v1/cache. */
 #include "sp_api.h"
 
 #include <errno.h>
@@ -16,6 +16,7 @@
 #include <rte_ethdev.h>
 
 #include "sp_auth_ctl.h"
+#include "sp_cache_ctl.h"
 #include "sp_ctl.h"
 #include "sp_locator.h"
 #include "sp_log.h"
@@ -201,6 +202,8 @@ handle_stats(struct sp_api *api, struct evhttp_request *req)
 				      (json_int_t)sp_dp_pool_in_use(dp)));
 	json_object_set_new(root, "redis", redis_json(api->ctl));
 	json_object_set_new(root, "locators", sp_locator_stats_json(api->ctl->locator));
+	if (api->ctl->cache != NULL)
+		json_object_set_new(root, "cache", sp_cache_stats_json(api->ctl->cache));
 	sp_api_send_json(req, HTTP_OK, root);
 }
 
@@ -281,6 +284,8 @@ handle_metrics(struct sp_api *api, struct evhttp_request *req)
 	sp_services_metrics(api->ctl->services, b);
 	sp_locator_metrics(api->ctl->locator, b);
 	sp_auth_metrics(api->ctl->auth, b);
+	if (api->ctl->cache != NULL)
+		sp_cache_metrics(api->ctl->cache, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_send_reply(req, HTTP_OK, "OK", NULL);
@@ -319,6 +324,11 @@ dispatch(struct evhttp_request *req, void *arg)
 	}
 	if (strcmp(path, "/v1/services") == 0 || strncmp(path, "/v1/services/", 13) == 0) {
 		sp_services_http(api->ctl->services, req, path);
+		return;
+	}
+	if ((strcmp(path, "/v1/cache") == 0 || strncmp(path, "/v1/cache/", 10) == 0) &&
+	    api->ctl->cache != NULL) {
+		sp_cache_http(api->ctl->cache, req, path);
 		return;
 	}
 	if (strcmp(path, "/v1/locators") == 0 || strncmp(path, "/v1/locators/", 13) == 0) {

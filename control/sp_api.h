@@ -1,5 +1,5 @@
 /* Management HTTP API on a kernel socket: /v1/health, /v1/stats (JSON), /metrics (Prometheus),
- * /v1/services (and their credentials), /v1/locators, /v1/auth. */
+ * /v1/services (and their credentials), /v1/locators, /v1/auth, /v1/cache. */
 #ifndef SP_API_H
 #define SP_API_H
 

@@ -12,6 +12,7 @@
 
 #include "sp_api.h"
 #include "sp_auth_ctl.h"
+#include "sp_cache_ctl.h"
 #include "sp_locator.h"
 #include "sp_log.h"
 #include "sp_services.h"
@@ -123,6 +124,11 @@ sp_ctl_create(struct sp_ctl *ctl, const struct sp_conf *cfg, struct sp_dp *dp, c
 	rc = sp_locator_create(ctl, err, errlen, &ctl->locator);
 	if (rc != 0)
 		return rc;
+	rc = sp_cache_ctl_create(ctl, &ctl->cache);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot set up the cache: %s", strerror(-rc));
+		return rc;
+	}
 	rc = sp_api_create(ctl, cfg->api_listen, &ctl->api, err, errlen);
 	if (rc != 0)
 		return rc;
@@ -145,7 +151,8 @@ sp_ctl_run(struct sp_ctl *ctl)
 void
 sp_ctl_stop(struct sp_ctl *ctl)
 {
-	sp_locator_stop(ctl->locator);
+	sp_locator_stop(ctl->locator); /* first: the cache's lookups in progress end with it */
+	sp_cache_ctl_stop(ctl->cache);
 	sp_auth_stop(ctl->auth);
 }
 
@@ -161,6 +168,8 @@ sp_ctl_destroy(struct sp_ctl *ctl)
 	ctl->redis = NULL;
 	sp_locator_destroy(ctl->locator); /* its API requests were answered by sp_ctl_stop */
 	ctl->locator = NULL;
+	sp_cache_ctl_destroy(ctl->cache); /* after the locator: no callback left to come */
+	ctl->cache = NULL;
 	sp_auth_destroy(ctl->auth);
 	ctl->auth = NULL;
 	sp_services_destroy(ctl->services);

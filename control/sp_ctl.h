@@ -14,6 +14,7 @@ struct sp_api;
 struct sp_services;
 struct sp_locator;
 struct sp_auth;
+struct sp_cache_ctl;
 
 struct sp_ctl {
 	const struct sp_conf *cfg;
@@ -27,7 +28,8 @@ struct sp_ctl {
 	struct sp_api *api;
 	struct sp_services *services;
 	struct sp_locator *locator;
-	struct sp_auth *auth; /* local authentication (sp_auth_ctl.h) */
+	struct sp_auth *auth;	    /* local authentication (sp_auth_ctl.h) */
+	struct sp_cache_ctl *cache; /* the object cache's writer (sp_cache_ctl.h) */
 	uint64_t start_ms;
 	char instance[64]; /* host name: the instance's id in Redis */
 };
@@ -41,7 +43,8 @@ int sp_ctl_create(struct sp_ctl *ctl, const struct sp_conf *cfg, struct sp_dp *d
 /* Run until SIGINT/SIGTERM; then sp_ctl_stop. */
 int sp_ctl_run(struct sp_ctl *ctl);
 /* Let go of the dataplane (before sp_dp_destroy): the locator resolver answers or puts back the
- * messages it holds and clears its handler, the authenticator clears its own. Idempotent;
+ * messages it holds and clears its handler, the authenticator clears its own, the cache ends its
+ * revalidations and takes its entries out of the index. Idempotent;
  * sp_ctl_run calls it when the loop ends. */
 void sp_ctl_stop(struct sp_ctl *ctl);
 void sp_ctl_destroy(struct sp_ctl *ctl);

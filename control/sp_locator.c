@@ -783,6 +783,8 @@ broadcast(struct sp_locator *loc, uint16_t slot, const struct sp_services_backen
 	return sent;
 }
 
+static void node_answer(const struct waiter *wt, const struct lookup *lk, const struct where *w);
+
 /* Answer one waiter of lk (or of no lookup: lk NULL, w the early outcome). */
 static void
 answer(struct sp_locator *loc, struct waiter *wt, struct lookup *lk, const struct where *w)
@@ -803,6 +805,9 @@ answer(struct sp_locator *loc, struct waiter *wt, struct lookup *lk, const struc
 		sp_locator_api_answer(loc, wt, lk, w);
 		break;
 	case W_REFRESH: /* lookup_finish broadcasts once for all of them */
+		break;
+	case W_NODE:
+		node_answer(wt, lk, w);
 		break;
 	}
 	free(wt);
@@ -1346,7 +1351,7 @@ lookup_finish(struct lookup *lk)
 	}
 	while ((wt = TAILQ_FIRST(&lk->waiters)) != NULL) {
 		TAILQ_REMOVE(&lk->waiters, wt, next);
-		prefetch |= wt->kind != W_REFRESH;
+		prefetch |= wt->kind == W_WORKER || wt->kind == W_API;
 		refresh |= wt->kind == W_REFRESH;
 		answer(loc, wt, lk, &lk->w);
 	}
@@ -1590,4 +1595,55 @@ sp_locator_destroy(struct sp_locator *loc)
 	sp_nodeauth_free(loc->keys); /* wipes the secrets */
 	explicit_bzero(&loc->tmpl, sizeof(loc->tmpl));
 	free(loc);
+}
+
+/* ---- the object cache's revalidations (control/sp_cache_ctl.c) ------------------------------ */
+
+/* A W_NODE waiter's answer: the first node of w, a GET credential for its path. */
+static void
+node_answer(const struct waiter *wt, const struct lookup *lk, const struct where *w)
+{
+	struct sp_locator_node n;
+	int len;
+
+	memset(&n, 0, sizeof(n));
+	if (w->status == SP_LOC_NOT_FOUND)
+		n.status = -ENOENT;
+	else if (w->status != SP_LOC_FOUND || lk == NULL || w->n_nodes == 0)
+		n.status = w->why == EV_FAILED_TIMEOUT	  ? -ETIMEDOUT
+			   : w->why == EV_FAILED_STOPPING ? -ESHUTDOWN
+							  : -EIO;
+	if (n.status == 0) {
+		n.ip = w->node_ip[0];
+		n.port = ntohs(w->node_port[0]);
+		n.path_len = w->path_len;
+		memcpy(n.path, w->path, w->path_len);
+		len = sp_nodeauth_cred(lk->nk, lk->be.node_key_id, "GET", w->path, w->path_len,
+				       wall_ms() / 1000 + SP_LOCATOR_CRED_AHEAD_S, n.cred,
+				       sizeof(n.cred));
+		if (len < 0)
+			n.status = -EIO;
+	}
+	wt->node_fn(wt->node_arg, &n);
+	explicit_bzero(n.cred, sizeof(n.cred));
+}
+
+void
+sp_locator_node_get(struct sp_locator *loc, uint16_t slot, const char *name, size_t len,
+		    sp_locator_node_fn fn, void *arg)
+{
+	struct waiter *wt = calloc(1, sizeof(*wt));
+
+	if (wt == NULL || loc->stopping) {
+		struct sp_locator_node n = {.status = wt == NULL ? -ENOMEM : -ESHUTDOWN};
+
+		free(wt);
+		fn(arg, &n);
+		return;
+	}
+	wt->kind = W_NODE;
+	wt->node_fn = fn;
+	wt->node_arg = arg;
+	sp_locator_resolve(loc, slot, SP_LOC_OP_READ, name, RTE_MIN(len, (size_t)SP_LOC_NAME_MAX),
+			   false, wt);
 }

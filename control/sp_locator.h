@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sp_loc.h"
+
 struct sp_ctl;
 struct sp_locator;
 struct evhttp_request;
@@ -44,5 +46,27 @@ void sp_locator_metrics(struct sp_locator *loc, struct evbuffer *b);
 
 /* Control thread: the counters as a JSON object (new reference), for /v1/stats. */
 json_t *sp_locator_stats_json(struct sp_locator *loc);
+
+/* Where an object is, as sp_locator_node_get() found it. */
+struct sp_locator_node {
+	int status;	   /* 0: found; -ENOENT: no such object (the manager said 404); -EIO,
+			    * -ETIMEDOUT, -ESHUTDOWN...: not resolved */
+	uint32_t ip;	   /* the first replica's IPv4 address, network byte order */
+	uint16_t port;	   /* ... and port, host byte order */
+	uint16_t path_len; /* path: the object's request path on the node, as sent */
+	char path[SP_LOC_PATH_MAX + 1];
+	char cred[SP_LOC_CRED_MAX + 1]; /* X-SP-Node-Auth for a GET of path (NUL-ended) */
+};
+
+typedef void (*sp_locator_node_fn)(void *arg, const struct sp_locator_node *n);
+
+/*
+ * Control thread: resolve the object name ("/bucket/key" as a client sent it) of the service in
+ * slot as a worker's RESOLVE would be (coalesced lookups, Redis, the storage manager) and call fn
+ * exactly once with the first node, the path and a GET credential made now, or a failure. fn may
+ * be called before this returns (bad name, no service, no key, stopping).
+ */
+void sp_locator_node_get(struct sp_locator *loc, uint16_t slot, const char *name, size_t len,
+			 sp_locator_node_fn fn, void *arg);
 
 #endif /* SP_LOCATOR_H */

@@ -99,6 +99,7 @@ enum waiter_kind {
 	W_WORKER,  /* a RESOLVE message: answered on its worker's ring */
 	W_API,	   /* GET /v1/locators/SERVICE */
 	W_REFRESH, /* a REFRESH: the answer goes to every worker as PREFETCH */
+	W_NODE,	   /* sp_locator_node_get: the first node and a GET credential to a callback */
 };
 
 struct waiter {
@@ -108,6 +109,8 @@ struct waiter {
 	struct evhttp_request *req; /* W_API */
 	json_t *doc;		    /* W_API: the answer's fields known at the start */
 	bool verify;		    /* W_API: try the credential on the first node */
+	sp_locator_node_fn node_fn; /* W_NODE */
+	void *node_arg;		    /* W_NODE */
 };
 
 TAILQ_HEAD(waiter_list, waiter);

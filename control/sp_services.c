@@ -2,6 +2,7 @@
  * API, and the table the workers read. */
 #include "sp_services.h"
 #include "sp_auth.h"
+#include "sp_cache.h"
 #include "sp_loc.h"
 #include "sp_nodeauth.h"
 
@@ -23,6 +24,7 @@
 #include <rte_telemetry.h>
 
 #include "sp_api.h"
+#include "sp_cache_ctl.h"
 #include "sp_ctl.h"
 #include "sp_log.h"
 #include "sp_redis.h"
@@ -70,6 +72,14 @@ struct sp_services {
 	pthread_mutex_t lock; /* the svc array and st.epoch against readers on other threads */
 	struct sp_store st;   /* sp:services: its queue, st.epoch and st.loaded of what is loaded */
 	struct svc svc[SP_SVC_MAX];
+	/* what the last publish gave each slot: a change of the service or of its cache settings
+	 * invalidates the slot's cache entries */
+	struct {
+		bool used;
+		char name[NAME_MAX_LEN + 1];
+		uint8_t cache;
+		uint32_t ttl_s, stale_if_error_s;
+	} pub[SP_SVC_MAX];
 };
 
 /* ---- validation ---------------------------------------------------------------------------- */
@@ -149,7 +159,8 @@ check_cache(json_t *v, json_t *cur, struct sp_api_verr *e)
 
 	if (!json_is_object(v))
 		return sp_api_bad(e, "cache",
-				  "must be an object {\"policy\": ..., \"ttl_s\": ...}");
+				  "must be an object {\"policy\": ..., \"ttl_s\": ..., "
+				  "\"stale_if_error_s\": ...}");
 	json_object_foreach(v, k, x)
 	{
 		if (strcmp(k, "policy") == 0) {
@@ -164,11 +175,18 @@ check_cache(json_t *v, json_t *cur, struct sp_api_verr *e)
 			    json_integer_value(x) > TTL_MAX_S)
 				return sp_api_bad(e, "cache.ttl_s",
 						  "must be an integer from 0 to %d", TTL_MAX_S);
+		} else if (strcmp(k, "stale_if_error_s") == 0) {
+			if (!json_is_integer(x) || json_integer_value(x) < 0 ||
+			    json_integer_value(x) > TTL_MAX_S)
+				return sp_api_bad(e, "cache.stale_if_error_s",
+						  "must be an integer from 0 to %d", TTL_MAX_S);
 		} else {
 			char f[48];
 
 			snprintf(f, sizeof(f), "cache.%.40s", k);
-			return sp_api_bad(e, f, "unknown field (cache has policy and ttl_s)");
+			return sp_api_bad(
+				e, f,
+				"unknown field (cache has policy, ttl_s and stale_if_error_s)");
 		}
 		json_object_set(cur, k, x);
 	}
@@ -426,6 +444,19 @@ profile(const struct svc *v, struct sp_svc_profile *pr)
 	pr->auth = (uint8_t)def_auth(v->def);
 	snprintf(pr->region, sizeof(pr->region), "%s",
 		 json_string_value(json_object_get(v->def, "region")));
+	{
+		const json_t *c = json_object_get(v->def, "cache");
+		const char *pol = json_string_value(json_object_get(c, "policy"));
+
+		pr->cache = pol == NULL			 ? SP_CACHE_POLICY_NONE
+			    : strcmp(pol, "ttl") == 0	 ? SP_CACHE_POLICY_TTL
+			    : strcmp(pol, "verify") == 0 ? SP_CACHE_POLICY_VERIFY
+							 : SP_CACHE_POLICY_NONE;
+		/* absent (definitions stored before it existed): 0 */
+		pr->cache_ttl_s = (uint32_t)json_integer_value(json_object_get(c, "ttl_s"));
+		pr->stale_if_error_s =
+			(uint32_t)json_integer_value(json_object_get(c, "stale_if_error_s"));
+	}
 	pr->methods = 0;
 	for (i = 0; i < json_array_size(en); i++)
 		for (m = 0; m < SP_LOC_METHODS; m++)
@@ -468,6 +499,29 @@ publish(struct sp_services *s)
 			break;
 		}
 	sp_svc_publish(s->ctl->dp, t);
+	/* a service gone, another one in its slot, or its cache settings changed: its entries
+	 * are invalid from now on */
+	for (i = 0; i < SP_SVC_MAX; i++) {
+		const struct svc *v = &s->svc[i];
+		const struct sp_svc_profile *pr = &t->profile[i];
+		bool changed;
+
+		if (v->used)
+			changed = !s->pub[i].used || strcmp(s->pub[i].name, v->name) != 0 ||
+				  s->pub[i].cache != pr->cache ||
+				  s->pub[i].ttl_s != pr->cache_ttl_s ||
+				  s->pub[i].stale_if_error_s != pr->stale_if_error_s;
+		else
+			changed = s->pub[i].used;
+		if (!changed)
+			continue;
+		sp_cache_ctl_svc_changed(s->ctl->cache, (uint16_t)i);
+		s->pub[i].used = v->used;
+		snprintf(s->pub[i].name, sizeof(s->pub[i].name), "%s", v->name);
+		s->pub[i].cache = v->used ? pr->cache : 0;
+		s->pub[i].ttl_s = v->used ? pr->cache_ttl_s : 0;
+		s->pub[i].stale_if_error_s = v->used ? pr->stale_if_error_s : 0;
+	}
 }
 
 /* Put (or replace) a service in the array; called with the lock held. */

@@ -1,5 +1,5 @@
 /* DPDK telemetry commands /shortpath/stats, /shortpath/ports, /shortpath/lcores and
- * /shortpath/services, /shortpath/flows, /shortpath/locators, /shortpath/auth. */
+ * /shortpath/services, /shortpath/flows, /shortpath/locators, /shortpath/auth, /shortpath/cache. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include <rte_telemetry.h>
 
 #include "sp_auth_ctl.h"
+#include "sp_cache_ctl.h"
 #include "sp_ctl.h"
 #include "sp_locator.h"
 #include "sp_redis.h"
@@ -226,6 +227,17 @@ tel_auth_locked(const char *cmd, const char *params, struct rte_tel_data *d)
 	return sp_auth_telemetry(tel_ctl->auth, d);
 }
 
+/* The object cache: entries, bytes, fills, evictions, revalidations, the workers' cache events. */
+static int
+tel_cache_locked(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	RTE_SET_USED(cmd);
+	RTE_SET_USED(params);
+	if (tel_ctl->cache == NULL)
+		return -ENODEV;
+	return sp_cache_telemetry(tel_ctl->cache, d);
+}
+
 /* Run one command under the lock, refusing once shortpathd is shutting down. */
 #define SP_TEL_WRAP(fn)                                                                            \
 	static int fn(const char *cmd, const char *params, struct rte_tel_data *d)                 \
@@ -244,6 +256,7 @@ SP_TEL_WRAP(tel_services)
 SP_TEL_WRAP(tel_locators)
 SP_TEL_WRAP(tel_flows)
 SP_TEL_WRAP(tel_auth)
+SP_TEL_WRAP(tel_cache)
 
 int
 sp_telemetry_register(struct sp_ctl *ctl)
@@ -277,6 +290,10 @@ sp_telemetry_register(struct sp_ctl *ctl)
 		"/shortpath/auth", tel_auth,
 		"shortpath local auth: credentials, verifications by outcome and reason, time, "
 		"workers' verdict hits. No parameters");
+	rc |= rte_telemetry_register_cmd(
+		"/shortpath/cache", tel_cache,
+		"shortpath object cache: entries, bytes, fills, evictions, revalidations, "
+		"workers' hits and misses. No parameters");
 	return rc == 0 ? 0 : -EINVAL;
 }
 
