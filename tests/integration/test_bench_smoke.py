@@ -197,3 +197,45 @@ def test_cache_bench_nginx_reference():
         if doc["tmpdir"] in cmd:
             left.append((pid, cmd))
     assert not left, left
+
+
+@pytest.mark.parametrize("extra, mode", [([], "keep-alive"), (["--new-conn"], "new-connection")],
+                         ids=["keep-alive", "new-conn"])
+def test_tcp_bench_cache(extra, mode):
+    """tcp_bench --cache [--new-conn] --quick: /bench/obj is in the cache and the worker answers
+    every GET itself (keep-alive: GET after GET on each connection; --new-conn: a connection per
+    GET); every response was checked byte for byte, each GET is a cache hit, nothing went to the
+    uplink (no node SYN, no locator use), nothing leaked, and the run cleaned up after itself."""
+    r = subprocess.run([TCP_BENCH, "--cache", "--quick"] + extra, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, f"exit {r.returncode}\nstderr:\n{r.stderr}\nstdout:\n{r.stdout}"
+    try:
+        b = json.loads(r.stdout.strip().splitlines()[-1])
+    except json.JSONDecodeError:
+        pytest.fail(f"the last line is not JSON:\n{r.stdout}\nstderr:\n{r.stderr}")
+    assert b["ok"] is True and b["failures"] == 0 and b["mode"] == mode, b
+    gets, conns = b["gets"], b["connections"]
+    assert gets >= 2000 and b["responses_checked"] == gets and b["entry_hits"] == gets, b
+    assert b["ids_checked"] > 0 and b["checksummed_frames"] > 0, b
+    for k in ("gets_per_s", "cycles_per_get", "cycles_per_packet", "cycles_per_frame_in",
+              "ns_per_get"):
+        assert b[k] > 0, (k, b)
+    # frames per GET: keep-alive 1 in (the GET, acknowledging the last response) and the
+    # response (+ the worker's ACK of the request); a new connection: its handshake and close too
+    assert b["frames_per_get"] == pytest.approx(b["frames_in_per_get"] + b["frames_out_per_get"],
+                                                abs=0.01), b
+    if mode == "keep-alive":
+        assert conns < gets and 1 <= b["frames_in_per_get"] < 1.5, b
+    else:
+        assert conns == gets and b["frames_in_per_get"] == pytest.approx(4, abs=0.01), b
+    assert b["uplink_frames"] == 0, b
+    c = b["counters"]
+    assert c["cache_hit"] == c["cache_200"] == c["requests"] == gets, c
+    assert c["cache_bytes"] == 1024 * gets, c
+    assert c["syn_rx"] == c["cookie_ok"] == c["flow_freed"] == conns, c
+    assert c.get("cache_keepalive", 0) == gets - conns, c
+    for k in ("be_syn_tx", "bind_node", "loc_hit", "loc_miss", "cache_miss", "cache_fill_start",
+              "spliced_vm", "spliced_be"):
+        assert c.get(k, 0) == 0, (k, c)
+    assert b["mbufs_leaked"] == 0 and b["flows_live_at_end"] == 0, b
+    assert not os.path.exists(os.path.join(RUNTIME, b["file_prefix"]))

@@ -1,5 +1,6 @@
 /* Direct-to-storage 1 KiB GETs per second through the worker's TCP endpoint, vs forwarding
- * (optionally with local authentication: auth first, each request trusted on a verdict). */
+ * (optionally with local authentication: auth first, each request trusted on a verdict), and
+ * cached 1 KiB GETs the worker answers itself (--cache: keep-alive or a new connection each). */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -19,12 +21,15 @@
 #include <rte_hash.h>
 #include <rte_ip.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
 #include <rte_tcp.h>
 
 #include "sp_auth.h"
+#include "sp_cache.h"
+#include "sp_cache_http.h"
 #include "sp_conf.h"
 #include "sp_dp.h"
 #include "sp_flow.h"
@@ -96,7 +101,20 @@ enum step {
 static const char *const step_names[] = {"syn",	  "request",  "node_synack", "response",
 					 "close", "last_ack", "idle"};
 
-/* Frames that go into the endpoint, by kind (9 per transaction). */
+/* --cache: a connection's steps (S_IDLE when none). Keep-alive: C_SYN, C_GET again and again,
+ * C_FIN, C_LASTACK; --new-conn (the request says Connection: close): C_SYN, C_GET, C_FIN. */
+enum cstep {
+	C_SYN,	   /* VM SYN → SYN-ACK */
+	C_GET,	   /* (the first: VM handshake ACK +) VM GET acknowledging the previous response →
+		    * (an ACK +) the response from the cache */
+	C_FIN,	   /* VM FIN → keep-alive: (an ACK +) the endpoint's FIN; close: its ACK */
+	C_LASTACK, /* VM ACK of the endpoint's FIN → nothing (the flow is freed) */
+};
+
+static const char *const cstep_names[] = {"syn", "get", "fin", "last_ack", "", "", "idle"};
+
+/* Frames that go into the endpoint, by kind (9 per transaction; the cache modes use the VM's
+ * only, and vm_last_ack: the VM's ACK of the endpoint's FIN). */
 #define KINDS(X)                                                                                   \
 	X(VM_SYN, "vm_syn")                                                                        \
 	X(VM_ACK, "vm_handshake_ack")                                                              \
@@ -106,7 +124,8 @@ static const char *const step_names[] = {"syn",	  "request",  "node_synack", "re
 	X(NODE_FIN, "node_fin")                                                                    \
 	X(VM_ACK_RESP, "vm_ack_response")                                                          \
 	X(VM_FIN, "vm_fin")                                                                        \
-	X(NODE_LAST_ACK, "node_last_ack")
+	X(NODE_LAST_ACK, "node_last_ack")                                                          \
+	X(VM_LAST_ACK, "vm_last_ack")
 
 enum kind {
 #define KIND_ENUM(e, s) K_##e,
@@ -133,6 +152,15 @@ struct txn {
 	uint16_t vm_ipid, node_ipid;
 	uint32_t vm_isn, cookie, be_isn, node_isn;
 	uint32_t head_got; /* rewritten head bytes the node received */
+	/* --cache */
+	uint32_t vm_seq;   /* the VM's next sequence number */
+	uint32_t our_seq;  /* the endpoint's next (what the VM has received up to) */
+	uint32_t resp_got; /* bytes of the current response received */
+	uint8_t n_ack;	   /* pure ACKs to the VM this step */
+	uint8_t resp_segs; /* segments of the response this step */
+	bool first;	   /* the connection's first GET (the handshake ACK goes with it) */
+	bool fin_got;	   /* the endpoint's FIN arrived this step */
+	uint32_t gets;	   /* GETs answered on this connection */
 };
 
 struct frame {
@@ -179,6 +207,18 @@ struct bench {
 	double parse_cyc; /* sp_http_parse_request of the head alone (best of 20000) */
 	bool per_frame, with_ref;
 	bool auth_first; /* --auth-first: the service's auth is "first", a verdict is in place */
+	bool cache;	 /* --cache: the object is in the cache, the worker answers GETs itself */
+	bool new_conn;	 /* --new-conn: a connection per GET (Connection: close) */
+	uint32_t kind_mask;    /* the kinds of frame this mode sends */
+	unsigned int busy;     /* slots with a transaction or connection in flight */
+	uint64_t conns;	       /* connections opened (--cache), every pass */
+	uint64_t next_get;     /* GETs started (--cache), every pass: every CSUM_EVERY-th checked */
+	uint64_t resp_checked; /* responses compared byte for byte (--cache: every one) */
+	uint64_t ids_checked;  /* ... whose Date and x-amz-request-id were checked too */
+	struct sp_cache_entry *centry; /* the entry tcp_bench put in the cache */
+	char cresp[2048];	       /* the response a hit must get: Date and request id masked */
+	uint32_t cresp_len;
+	uint32_t date_off, reqid_off; /* where the Date and x-amz-request-id values are in cresp */
 	char req[2048];
 	uint32_t req_len;
 	char exp_head[2048]; /* the head the node must receive */
@@ -201,8 +241,9 @@ failf(struct bench *b, const struct txn *t, const char *fmt, ...)
 	if (b->failures++ >= MAX_REPORTED)
 		return;
 	if (t != NULL)
-		fprintf(stderr, "tcp_bench: FAIL transaction %u (step %s): ", t->id,
-			step_names[t->step]);
+		fprintf(stderr, "tcp_bench: FAIL %s %u (step %s): ",
+			b->cache ? "connection" : "transaction", t->id,
+			(b->cache ? cstep_names : step_names)[t->step]);
 	else
 		fprintf(stderr, "tcp_bench: FAIL: ");
 	va_start(ap, fmt);
@@ -277,6 +318,34 @@ txn_start(struct bench *b, unsigned int si)
 	t->cookie = t->be_isn = 0;
 	t->head_got = 0;
 	b->port_slot[t->vm_port] = (uint16_t)si;
+	b->busy++;
+}
+
+/* --cache: a new connection in slot si (its first GET is counted as started by the caller). */
+static void
+conn_start(struct bench *b, unsigned int si)
+{
+	struct txn *t = &b->slots[si];
+
+	txn_start(b, si);
+	t->step = C_SYN;
+	t->vm_seq = t->vm_isn + 1;
+	t->our_seq = 0;
+	t->first = true;
+	t->gets = 0;
+	t->resp_got = 0;
+	t->n_ack = t->resp_segs = 0;
+	t->fin_got = false;
+	b->conns++;
+}
+
+/* --cache: the next GET on slot si's connection; its frames are checksummed 1 in CSUM_EVERY. */
+static void
+get_start(struct bench *b, unsigned int si)
+{
+	struct txn *t = &b->slots[si];
+
+	t->csum = b->next_get++ % CSUM_EVERY == 0;
 }
 
 /* The frames slot si sends in its current step, appended at out. Returns how many. */
@@ -334,9 +403,44 @@ gen_step(struct bench *b, unsigned int si, struct frame *out)
 	default:
 		break;
 	}
-#undef EMIT
 	return n;
 }
+
+/* --cache: the frames the VM of slot si sends in its connection's current step, at out. */
+static unsigned int
+gen_cstep(struct bench *b, unsigned int si, struct frame *out)
+{
+	static const uint8_t vm_syn_opt[20] = {2, 4, MSS >> 8, MSS & 0xff, 4, 2, 8, 10, 0, 0,
+					       0, 1, 0,	       0,	   0, 0, 1, 3,	3, 7};
+	struct txn *t = &b->slots[si];
+	unsigned int n = 0;
+
+	switch (t->step) {
+	case C_SYN:
+		EMIT(true, VM_SYN, t->vm_isn, 0, RTE_TCP_SYN_FLAG, 64240, vm_syn_opt, 20, NULL, 0);
+		break;
+	case C_GET:
+		if (t->first)
+			EMIT(true, VM_ACK, t->vm_seq, t->our_seq, RTE_TCP_ACK_FLAG, 502, NULL, 0,
+			     NULL, 0);
+		/* acknowledges the previous response: the client read it, sends the next */
+		EMIT(true, VM_GET, t->vm_seq, t->our_seq, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG, 502,
+		     NULL, 0, b->req, b->req_len);
+		break;
+	case C_FIN:
+		EMIT(true, VM_FIN, t->vm_seq, t->our_seq, RTE_TCP_ACK_FLAG | RTE_TCP_FIN_FLAG, 502,
+		     NULL, 0, NULL, 0);
+		break;
+	case C_LASTACK:
+		EMIT(true, VM_LAST_ACK, t->vm_seq + 1, t->our_seq, RTE_TCP_ACK_FLAG, 502, NULL, 0,
+		     NULL, 0);
+		break;
+	default:
+		break;
+	}
+	return n;
+}
+#undef EMIT
 
 /* ---- checking what the endpoint sent --------------------------------------------------------- */
 
@@ -355,6 +459,134 @@ struct out_seg {
 			return;                                                                    \
 		}                                                                                  \
 	} while (0)
+
+/* The endpoint's SYN-ACK to the VM's SYN: the cookie, MSS and window scale, no timestamps. */
+static void
+check_synack(struct bench *b, struct txn *t, const struct out_seg *s)
+{
+	struct sp_tcp_opts o;
+
+	CHECK(s->flags == (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG) && s->ack == t->vm_isn + 1 &&
+		      s->plen == 0,
+	      "SYN-ACK flags %#x ack %u", s->flags, s->ack);
+	CHECK(sp_tcp_parse_opts((const uint8_t *)(s->tcp + 1),
+				(size_t)(s->pl - (const uint8_t *)(s->tcp + 1)),
+				&o) == SP_TCP_OPT_OK &&
+		      o.has_mss && o.mss == MSS && o.has_wscale && !o.has_ts,
+	      "SYN-ACK options");
+	t->cookie = s->seq;
+}
+
+/* got (len bytes) is cresp at off, but for the values of Date and x-amz-request-id. */
+static bool
+cresp_matches(const struct bench *b, uint32_t off, const uint8_t *got, uint32_t len)
+{
+	const struct {
+		uint32_t off, len;
+	} skip[3] = {{b->date_off, SP_HTTP_DATE_LEN}, {b->reqid_off, 16}, {b->cresp_len, 0}};
+	uint32_t at = off, end = off + len, i;
+
+	for (i = 0; i < 3 && at < end; i++) {
+		uint32_t to = RTE_MIN(RTE_MAX(skip[i].off, at), end);
+
+		if (memcmp(got + (at - off), b->cresp + at, to - at) != 0)
+			return false;
+		at = RTE_MAX(to, RTE_MIN(skip[i].off + skip[i].len, end));
+	}
+	return true;
+}
+
+/* The masked values of a response whose head is whole in got (len bytes at 0): a date the
+ * service's parser reads, 16 upper-case hex digits. */
+static bool
+cresp_values_ok(const struct bench *b, const uint8_t *got, uint32_t len)
+{
+	int64_t d;
+	uint32_t i;
+
+	if (len < b->reqid_off + 16 || len < b->date_off + SP_HTTP_DATE_LEN ||
+	    sp_http_date_parse((const char *)got + b->date_off, SP_HTTP_DATE_LEN, &d) != 0 ||
+	    llabs(d - (int64_t)time(NULL)) > 5)
+		return false;
+	for (i = 0; i < 16; i++) {
+		uint8_t c = got[b->reqid_off + i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F')))
+			return false;
+	}
+	return true;
+}
+
+/* --cache: one frame the endpoint sent to the VM of connection t. */
+static void
+check_cache(struct bench *b, struct txn *t, const struct out_seg *s)
+{
+	const uint32_t ack = t->vm_seq + (t->step == C_GET ? b->req_len : 1);
+	const bool pure_ack = s->flags == RTE_TCP_ACK_FLAG && s->plen == 0;
+
+	t->n_vm++;
+	switch (t->step) {
+	case C_SYN:
+		CHECK(t->n_vm == 1, "more than one SYN-ACK for a SYN");
+		check_synack(b, t, s);
+		t->our_seq = t->cookie + 1;
+		return;
+	case C_GET:
+		CHECK(s->ack == ack, "ack to the VM %u, want %u (flags %#x)", s->ack, ack,
+		      s->flags);
+		if (pure_ack) { /* the request's ACK, before the response */
+			CHECK(t->resp_got == 0 && t->n_ack++ == 0 && s->seq == t->our_seq,
+			      "an ACK of the request after the response, a second one, or at seq "
+			      "%u "
+			      "(want %u)",
+			      s->seq, t->our_seq);
+			return;
+		}
+		CHECK((s->flags & ~(RTE_TCP_PSH_FLAG | RTE_TCP_FIN_FLAG)) == RTE_TCP_ACK_FLAG &&
+			      s->plen > 0 && s->seq == t->our_seq + t->resp_got &&
+			      t->resp_got + s->plen <= b->cresp_len,
+		      "a response segment: flags %#x seq %u (want %u) %u bytes after %u of %u",
+		      s->flags, s->seq, t->our_seq + t->resp_got, s->plen, t->resp_got,
+		      b->cresp_len);
+		CHECK(cresp_matches(b, t->resp_got, s->pl, s->plen),
+		      "the response differs from the cached one's (%u bytes at %u): %.*s", s->plen,
+		      t->resp_got, (int)RTE_MIN(s->plen, 64u), (const char *)s->pl);
+		if (t->resp_got == 0 && t->csum) {
+			CHECK(cresp_values_ok(b, s->pl, s->plen),
+			      "the response's Date or x-amz-request-id: %.*s",
+			      (int)RTE_MIN(s->plen, b->reqid_off + 16), (const char *)s->pl);
+			b->ids_checked++;
+		}
+		t->resp_got += s->plen;
+		t->resp_segs++;
+		if (t->resp_got == b->cresp_len) {
+			CHECK((s->flags & RTE_TCP_PSH_FLAG) &&
+				      !!(s->flags & RTE_TCP_FIN_FLAG) == b->new_conn,
+			      "the response's last segment: flags %#x (FIN %s)", s->flags,
+			      b->new_conn ? "wanted: Connection: close" : "not wanted: keep-alive");
+			b->resp_checked++;
+		} else {
+			CHECK(!(s->flags & RTE_TCP_FIN_FLAG), "a FIN before the response's end");
+		}
+		return;
+	case C_FIN:
+		CHECK(s->ack == ack && s->plen == 0 && s->seq == t->our_seq,
+		      "the answer to the VM's FIN: flags %#x seq %u ack %u, want seq %u ack %u",
+		      s->flags, s->seq, s->ack, t->our_seq, ack);
+		if (pure_ack) {
+			CHECK(!t->fin_got && t->n_ack++ == 0, "an ACK of the VM's FIN, again");
+			return;
+		}
+		CHECK(!b->new_conn && !t->fin_got &&
+			      s->flags == (RTE_TCP_ACK_FLAG | RTE_TCP_FIN_FLAG),
+		      "the endpoint's FIN: flags %#x", s->flags);
+		t->fin_got = true;
+		return;
+	default:
+		failf(b, t, "a frame to the VM after its connection closed: flags %#x", s->flags);
+		return;
+	}
+}
 
 /* One frame the endpoint queued on the VM's port (on_vm) or the uplink. */
 static void
@@ -381,6 +613,13 @@ check_out(struct bench *b, struct rte_mbuf *m, bool on_vm)
 	s.seq = rte_be_to_cpu_32(s.tcp->sent_seq);
 	s.ack = rte_be_to_cpu_32(s.tcp->recv_ack);
 	s.flags = s.tcp->tcp_flags;
+	if (b->cache && !on_vm) {
+		failf(b, NULL,
+		      "a frame to the uplink (flags %#x, %u bytes): a hit sends nothing to the "
+		      "storage node",
+		      s.flags, s.plen);
+		return;
+	}
 	vm_port = on_vm ? pi.dport : pi.sport;
 	t = &b->slots[b->port_slot[vm_port]];
 	if (t->step == S_IDLE || t->vm_port != vm_port ||
@@ -408,6 +647,10 @@ check_out(struct bench *b, struct rte_mbuf *m, bool on_vm)
 		CHECK(sp_csum(s.ip, sizeof(*s.ip)) == 0, "bad IPv4 header checksum");
 		CHECK(rte_ipv4_udptcp_cksum_verify(s.ip, s.tcp) == 0, "bad TCP checksum");
 		b->csum_frames++;
+	}
+	if (b->cache) {
+		check_cache(b, t, &s);
+		return;
 	}
 	idx = on_vm ? t->n_vm++ : t->n_up++;
 	switch (t->step) {
@@ -525,6 +768,69 @@ end_step(struct bench *b, unsigned int si)
 	if (++t->step == S_MAX) {
 		t->step = S_IDLE;
 		b->a.done++;
+		b->busy--;
+	}
+}
+
+/* --cache: the step of connection si is over: did it get exactly what it should? */
+static void
+end_cstep(struct bench *b, unsigned int si)
+{
+	struct txn *t = &b->slots[si];
+	bool ok;
+
+	switch (t->step) {
+	case C_SYN:
+		ok = t->n_vm == 1;
+		break;
+	case C_GET:
+		ok = t->resp_got == b->cresp_len && t->n_vm == t->n_ack + t->resp_segs;
+		break;
+	case C_FIN: /* keep-alive: (an ACK,) the FIN; close: the ACK */
+		ok = b->new_conn ? t->n_ack == 1 && t->n_vm == 1
+				 : t->fin_got && t->n_vm == t->n_ack + 1u;
+		break;
+	default:
+		ok = t->n_vm == 0;
+		break;
+	}
+	if (!ok) {
+		failf(b, t,
+		      "%u frames to the VM (%u ACKs, %u response segments, %u of %u response "
+		      "bytes, FIN %s)",
+		      t->n_vm, t->n_ack, t->resp_segs, t->resp_got, b->cresp_len,
+		      t->fin_got ? "yes" : "no");
+		return;
+	}
+	t->n_vm = t->n_ack = t->resp_segs = 0;
+	switch (t->step) {
+	case C_SYN:
+		t->step = C_GET;
+		return;
+	case C_GET:
+		b->a.done++;
+		t->gets++;
+		t->first = false;
+		t->vm_seq += b->req_len;
+		t->our_seq += t->resp_got + (b->new_conn ? 1 : 0);
+		t->resp_got = 0;
+		if (b->new_conn)
+			t->step = C_FIN; /* else run_pass decides: another GET or C_FIN */
+		return;
+	case C_FIN:
+		if (b->new_conn) {
+			t->step = S_IDLE;
+			b->busy--;
+			return;
+		}
+		t->our_seq++;
+		t->fin_got = false;
+		t->step = C_LASTACK;
+		return;
+	default:
+		t->step = S_IDLE;
+		b->busy--;
+		return;
 	}
 }
 
@@ -791,7 +1097,8 @@ acc_sub(const struct acc *a, const struct acc *b)
 
 /*
  * One pass: at least n transactions, conc at a time, and new ones for at least min_cyc TSC
- * cycles. Each round every slot sends its next step's frames; the round's frames go through
+ * cycles (--cache: n GETs; keep-alive: on conc connections, each closed when no more GETs are
+ * to start). Each round every slot sends its next step's frames; the round's frames go through
  * in bursts (rx burst → endpoint → poll → take the tx buffers, as the worker's loop does), then
  * every slot checks what it got. Every seg_every transactions (0: never) a snapshot of b->a
  * goes to b->snap[] (b->snap[0]: the start).
@@ -813,8 +1120,9 @@ run_pass(struct bench *b, uint64_t n, uint64_t min_cyc, uint64_t seg_every)
 		b->slots[si].step = S_IDLE;
 		b->slots[si].delay = (uint8_t)(si % S_MAX); /* the slots' steps are mixed */
 	}
+	b->busy = 0;
 	t_start = rte_rdtsc();
-	while (b->failures == 0 && !(stop && b->a.done == started)) {
+	while (b->failures == 0 && !(stop && b->busy == 0)) {
 		t0 = rte_rdtsc();
 		more_time = t0 - t_start < min_cyc;
 		stop = started >= n && !more_time;
@@ -829,10 +1137,24 @@ run_pass(struct bench *b, uint64_t n, uint64_t min_cyc, uint64_t seg_every)
 				}
 				if (started >= n && !more_time)
 					continue;
-				txn_start(b, si);
+				if (b->cache) {
+					conn_start(b, si); /* and its first GET */
+					get_start(b, si);
+				} else {
+					txn_start(b, si);
+				}
 				started++;
+			} else if (b->cache && t->step == C_GET && !t->first && !b->new_conn) {
+				/* keep-alive: the next GET, or the close when no more are due */
+				if (started >= n && !more_time) {
+					t->step = C_FIN;
+				} else {
+					get_start(b, si);
+					started++;
+				}
 			}
-			nf += gen_step(b, si, frames + nf);
+			nf += b->cache ? gen_cstep(b, si, frames + nf)
+				       : gen_step(b, si, frames + nf);
 		}
 		b->a.cyc_gen += rte_rdtsc() - t0;
 		for (off = 0; off < nf; off += k) {
@@ -846,8 +1168,12 @@ run_pass(struct bench *b, uint64_t n, uint64_t min_cyc, uint64_t seg_every)
 		}
 		t0 = rte_rdtsc();
 		for (si = 0; si < b->conc && b->failures == 0; si++)
-			if (b->slots[si].step != S_IDLE)
-				end_step(b, si);
+			if (b->slots[si].step != S_IDLE) {
+				if (b->cache)
+					end_cstep(b, si);
+				else
+					end_step(b, si);
+			}
 		b->a.cyc_check += rte_rdtsc() - t0;
 		if (seg_every != 0 && b->n_snap <= MAX_SEGS && b->a.done >= b->n_snap * seg_every) {
 			b->a.cyc_wall = rte_rdtsc() - t_start;
@@ -860,9 +1186,16 @@ run_pass(struct bench *b, uint64_t n, uint64_t min_cyc, uint64_t seg_every)
 /* ---- set-up ---------------------------------------------------------------------------------- */
 
 static int
-conf_build(struct sp_conf *cfg, const char *prefix, unsigned int max_flows, char *err,
+conf_build(struct sp_conf *cfg, const char *prefix, unsigned int max_flows, bool cache, char *err,
 	   size_t errlen)
 {
+	/* --cache: a cache (dp->cache) with room for the one object */
+	static const char *const cache_kv[][3] = {
+		{"cache", "size_kb", "1024"},
+		{"cache", "max_object_kb", "64"},
+		{"cache", "entries", "1024"},
+		{"cache", "fills", "8"},
+	};
 	char flows[32];
 	const char *kv[][3] = {
 		{"eal", "file_prefix", prefix},
@@ -889,7 +1222,150 @@ conf_build(struct sp_conf *cfg, const char *prefix, unsigned int max_flows, char
 		if (rc != 0)
 			return rc;
 	}
+	for (i = 0; cache && i < RTE_DIM(cache_kv); i++) {
+		rc = sp_conf_set(cfg, cache_kv[i][0], cache_kv[i][1], cache_kv[i][2], err, errlen);
+		if (rc != 0)
+			return rc;
+	}
 	return sp_conf_finish(cfg, err, errlen);
+}
+
+/*
+ * --cache: what a hit must answer, written here from the node's response as the service would
+ * send it (not with the worker's template code): the status line, the node's header lines in
+ * their order without Connection (Date and x-amz-request-id: fresh values, masked), with
+ * --new-conn "Connection: close" last, the blank line, the body.
+ */
+static void
+build_cached_response(struct bench *b)
+{
+	const char *p = strstr(resp_head, "\r\n") + 2, *eol;
+	uint32_t o = 0;
+
+	o += (uint32_t)snprintf(b->cresp, sizeof(b->cresp), "HTTP/1.1 200 OK\r\n");
+	for (; (eol = strstr(p, "\r\n")) != p; p = eol + 2) {
+		uint32_t len = (uint32_t)(eol + 2 - p);
+
+		if (strncasecmp(p, "Connection:", 11) == 0)
+			continue;
+		if (strncasecmp(p, "Date: ", 6) == 0)
+			b->date_off = o + 6;
+		else if (strncasecmp(p, "x-amz-request-id: ", 18) == 0)
+			b->reqid_off = o + 18;
+		memcpy(b->cresp + o, p, len);
+		o += len;
+	}
+	if (b->new_conn)
+		o += (uint32_t)snprintf(b->cresp + o, sizeof(b->cresp) - o,
+					"Connection: close\r\n");
+	o += (uint32_t)snprintf(b->cresp + o, sizeof(b->cresp) - o, "\r\n");
+	memcpy(b->cresp + o, b->resp + b->resp_len - OBJ_SIZE, OBJ_SIZE);
+	b->cresp_len = o + OBJ_SIZE;
+}
+
+/*
+ * --cache: the control thread's part, done here: the entry of /bench/obj built from the node's
+ * response as control/sp_cache_ctl.c builds one from a fill (one rte_malloc block: the struct,
+ * name, ETag, Last-Modified, Server, the head template, the body), valid for the object's
+ * current version and the service's generation, fresh far into the future, put in the index.
+ */
+static int
+cache_put(struct bench *b)
+{
+	static char tmpl[SP_CACHE_HEAD_MAX];
+	struct sp_cache *c = b->dp->cache;
+	uint32_t name_len = (uint32_t)strlen(obj_name), head_len = b->resp_len - OBJ_SIZE;
+	struct sp_cache_tmpl_mark marks[SP_CACHE_TMPL_MARKS];
+	const char *etag, *lm, *server;
+	size_t etag_len, lm_len, server_len, total;
+	struct sp_http_resp r;
+	struct sp_cache_entry *e;
+	struct sp_cache_key key = {0};
+	unsigned int n_marks = 0;
+	int hl, tl;
+	char *p;
+
+	if (c == NULL)
+		return -ENOENT;
+	hl = sp_http_parse_response(b->resp, head_len, head_len, &r);
+	if (hl != (int)head_len || r.status != 200 || r.content_length != OBJ_SIZE)
+		return -EINVAL;
+	tl = sp_cache_tmpl_build(b->resp, &r, tmpl, sizeof(tmpl), marks, &n_marks);
+	if (tl < 0)
+		return tl;
+	etag = sp_http_resp_header(b->resp, &r, "etag", &etag_len);
+	lm = sp_http_resp_header(b->resp, &r, "last-modified", &lm_len);
+	server = sp_http_resp_header(b->resp, &r, "server", &server_len);
+	if (etag == NULL || lm == NULL || server == NULL)
+		return -EINVAL;
+	total = sizeof(*e) + name_len + 1 + etag_len + 1 + lm_len + 1 + server_len + 1 +
+		(size_t)tl + 1 + OBJ_SIZE;
+	e = rte_malloc("sp_cache_entry", total, RTE_CACHE_LINE_SIZE);
+	if (e == NULL)
+		return -ENOMEM;
+	memset(e, 0, sizeof(*e));
+	key.hash = sp_cache_hash(0, obj_name, name_len);
+	key.slot = 0;
+	e->key_hash = key.hash;
+	e->ver_slot = sp_cache_ver_slot(key.hash);
+	e->version = __atomic_load_n(&c->ver[e->ver_slot].ver, __ATOMIC_ACQUIRE);
+	e->svc_gen = __atomic_load_n(&c->svc_gen[0], __ATOMIC_ACQUIRE);
+	e->slot = 0;
+	e->name_len = (uint16_t)name_len;
+	e->etag_len = (uint16_t)etag_len;
+	e->lm_len = (uint16_t)lm_len;
+	e->server_len = (uint16_t)server_len;
+	e->tmpl_len = (uint16_t)tl;
+	e->n_marks = (uint8_t)n_marks;
+	memcpy(e->marks, marks, sizeof(marks[0]) * n_marks);
+	if (sp_http_date_parse(lm, lm_len, &e->last_modified_s) != 0)
+		e->last_modified_s = INT64_MIN;
+	e->stored_s = (int64_t)time(NULL);
+	e->size = OBJ_SIZE;
+	e->alloc_bytes = RTE_ALIGN_CEIL(total, RTE_CACHE_LINE_SIZE) + RTE_CACHE_LINE_SIZE;
+	p = e->data;
+#define PUT_STR(field, src, n)                                                                     \
+	do {                                                                                       \
+		e->field = p;                                                                      \
+		memcpy(p, (src), (n));                                                             \
+		p[(n)] = '\0';                                                                     \
+		p += (n) + 1;                                                                      \
+	} while (0)
+	PUT_STR(name, obj_name, name_len);
+	PUT_STR(etag, etag, etag_len);
+	PUT_STR(last_modified, lm, lm_len);
+	PUT_STR(server, server, server_len);
+	PUT_STR(tmpl, tmpl, (size_t)tl);
+#undef PUT_STR
+	memcpy(p, b->resp + head_len, OBJ_SIZE);
+	e->body = (const uint8_t *)p;
+	e->fresh_until_tsc = UINT64_MAX / 2;
+	e->stale_until_tsc = UINT64_MAX / 2;
+	if (rte_hash_add_key_data(c->index, &key, e) != 0) {
+		rte_free(e);
+		return -ENOSPC;
+	}
+	b->centry = e;
+	return 0;
+}
+
+/* --cache: the entry out of the index and freed (nothing holds it: refcnt checked before). */
+static void
+cache_remove(struct bench *b)
+{
+	struct sp_cache_key key = {.hash = 0, .slot = 0, .zero = 0};
+	int32_t pos;
+
+	if (b->centry == NULL)
+		return;
+	key.hash = b->centry->key_hash;
+	pos = rte_hash_del_key(b->dp->cache->index, &key);
+	if (pos < 0)
+		failf(b, NULL, "the cache entry was not in the index any more");
+	else /* the index is lock-free: the position is freed by who deletes */
+		rte_hash_free_key_with_position(b->dp->cache->index, pos);
+	rte_free(b->centry);
+	b->centry = NULL;
 }
 
 /* The request, the head the node must get (DESIGN 3.2: the node's path, the client's headers,
@@ -925,6 +1401,8 @@ build_messages(struct bench *b, const char *cred)
 		m += snprintf(b->exp_head + m, sizeof(b->exp_head) - (size_t)m, "%s: %s\r\n",
 			      req_hdrs[i][0], v);
 	}
+	if (b->new_conn) /* as wrk -H "Connection: close" asks nginx: the server closes */
+		n += snprintf(b->req + n, sizeof(b->req) - (size_t)n, "Connection: close\r\n");
 	n += snprintf(b->req + n, sizeof(b->req) - (size_t)n, "\r\n");
 	m += snprintf(b->exp_head + m, sizeof(b->exp_head) - (size_t)m,
 		      "X-SP-Node-Auth: %s\r\nConnection: close\r\n\r\n", cred);
@@ -935,6 +1413,8 @@ build_messages(struct bench *b, const char *cred)
 	for (i = 0; i < OBJ_SIZE; i++)
 		b->resp[n + i] = (char)rnd32();
 	b->resp_len = (uint32_t)n + OBJ_SIZE;
+	if (b->cache)
+		build_cached_response(b);
 }
 
 /* The control thread's way: a locator handed to the worker on its ring (as a prefetch). */
@@ -983,6 +1463,10 @@ services(struct bench *b)
 	struct sp_svc_profile plain = {.flags = 0, .methods = 0};
 	uint32_t vip = rte_cpu_to_be_32(VIP);
 
+	if (b->cache) { /* a year: nothing expires while tcp_bench runs */
+		direct.cache = SP_CACHE_POLICY_TTL;
+		direct.cache_ttl_s = 365 * 86400;
+	}
 	b->svc = sp_svc_table_new(1);
 	b->svc_ref = sp_svc_table_new(1);
 	if (b->svc == NULL || b->svc_ref == NULL ||
@@ -1098,9 +1582,37 @@ remove_runtime_dir(const char *dir)
 
 /* ---- report ---------------------------------------------------------------------------------- */
 
+/* --cache: what an event counter must be after gets GETs on conns connections. */
+static uint64_t
+cache_expect(const struct bench *b, unsigned int e, uint64_t gets, uint64_t conns)
+{
+	switch (e) {
+	case SP_TCP_EV_SYN_RX:
+	case SP_TCP_EV_SYNACK_TX:
+	case SP_TCP_EV_COOKIE_OK:
+	case SP_TCP_EV_FLOW_FREED:
+		return conns;
+	case SP_TCP_EV_REQUESTS:
+	case SP_TCP_EV_CACHE_HIT:
+	case SP_TCP_EV_CACHE_200:
+		return gets;
+	case SP_TCP_EV_AUTH_HIT:
+		return b->auth_first ? gets : 0;
+	case SP_TCP_EV_CACHE_KEEPALIVE: /* requests after a connection's first */
+		return gets - conns;
+	case SP_TCP_EV_CACHE_BYTES:
+		return gets * OBJ_SIZE;
+	case SP_TCP_EV_LOC_PREFETCHED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /*
  * The endpoint's non-zero event counters as a JSON object in json; with check, each against
- * what txns transactions (and the one locator) make, every other event must be 0.
+ * what txns transactions (and the one locator) make, every other event must be 0. --cache: txns
+ * GETs on b->conns connections.
  */
 static void
 counters(struct bench *b, uint64_t txns, bool check, char *json, size_t len)
@@ -1125,9 +1637,11 @@ counters(struct bench *b, uint64_t txns, bool check, char *json, size_t len)
 	for (i = 0; i < SP_TCP_EV_MAX; i++) {
 		uint64_t expect = 0;
 
-		for (j = 0; j < RTE_DIM(want); j++)
+		for (j = 0; j < RTE_DIM(want) && !b->cache; j++)
 			if (want[j].e == i && (want[j].e != SP_TCP_EV_AUTH_HIT || b->auth_first))
 				expect = want[j].per_txn * txns + want[j].fixed;
+		if (b->cache)
+			expect = cache_expect(b, i, txns, b->conns);
 		if (c[i] != 0 && o < len)
 			o += (size_t)snprintf(json + o, len - o, "%s\"%s\": %" PRIu64,
 					      o > 1 ? ", " : "", sp_tcp_event_name(i), c[i]);
@@ -1157,11 +1671,21 @@ usage(FILE *f, const char *prog)
 		"      --auth-first      the service authenticates locally (auth first) and the",
 		"                        VM's access key has a verdict: each request is parsed",
 		"                        for its credentials, the verdict and policy checked",
+		"      --cache           cache hits: the service caches (policy ttl), /bench/obj "
+		"is",
+		"                        in the cache and the worker answers every GET itself;",
+		"                        keep-alive: -c connections, GET after GET on each (the",
+		"                        next GET acknowledges the previous response), -n GETs",
+		"                        (default 2000000); nothing may reach the uplink",
+		"      --new-conn        with --cache: a new connection per GET (SYN, ACK, GET",
+		"                        with Connection: close, the response and FIN, the VM's",
+		"                        FIN; default -n 500000)",
 	};
 	unsigned int i;
 
 	fprintf(f,
-		"usage: %s [--quick] [-n N] [-c N] [--max-flows N] [--tuples N] [--auth-first]\n",
+		"usage: %s [--quick] [-n N] [-c N] [--max-flows N] [--tuples N] [--auth-first]\n"
+		"       [--cache [--new-conn]]\n",
 		prog);
 	for (i = 0; i < RTE_DIM(lines); i++)
 		fprintf(f, "%s\n", lines[i]);
@@ -1212,7 +1736,8 @@ report(struct bench *b, const struct acc *all, const struct acc *brk, const char
 	loop_tps = (double)all->done * hz / (double)all->cyc_wall;
 	for (i = 0; i < K_MAX; i++) {
 		kind[i] = brk->kind_n[i] ? (double)brk->kind_cyc[i] / (double)brk->kind_n[i] : 0;
-		sum += kind[i];
+		if (b->kind_mask & 1u << i)
+			sum += kind[i];
 	}
 	poll = brk->poll_n ? (double)brk->poll_cyc / (double)brk->poll_n : 0;
 
@@ -1251,6 +1776,8 @@ report(struct bench *b, const struct acc *all, const struct acc *brk, const char
 	       " cycles for rte_rdtsc):\n",
 	       brk->done, b->rdtsc_cost);
 	for (i = 0; i < K_MAX; i++) {
+		if (!(b->kind_mask & 1u << i))
+			continue;
 		printf("  %-40s %9.0f cycles", kind_names[i], kind[i]);
 		if (i == K_VM_GET)
 			printf(", of which ~%.0f parse the head (sp_http_parse_request alone)",
@@ -1293,7 +1820,8 @@ report(struct bench *b, const struct acc *all, const struct acc *brk, const char
 	       gen_cpt, chk_cpt, loop_tps, all->bursts, all->ep_out,
 	       all->ref_out[0] + all->ref_out[1], b->nivcsw);
 	for (i = 0; i < K_MAX; i++)
-		printf("\"%s\": %.1f, ", kind_names[i], kind[i]);
+		if (b->kind_mask & 1u << i)
+			printf("\"%s\": %.1f, ", kind_names[i], kind[i]);
 	printf("\"poll_per_call\": %.1f, \"polls_per_txn\": %.3f, \"http_parse_alone\": %.1f}, "
 	       "\"checksummed_frames\": "
 	       "%" PRIu64 ", \"flows_live_after_run\": %" PRIu64 ", \"flows_live_at_end\": %" PRIu64
@@ -1302,6 +1830,145 @@ report(struct bench *b, const struct acc *all, const struct acc *brk, const char
 	       poll, (double)brk->bursts / (double)brk->done, b->parse_cyc, b->csum_frames,
 	       b->flows_after_run, SP_CNT_GET(b->w->stats.flows), b->in_use_start, b->in_use_end,
 	       (int64_t)(b->in_use_end - b->in_use_start), counters);
+}
+
+/*
+ * --cache: what the measurement found, per GET: the endpoint's cycles (the median segment), the
+ * frames in and out, cycles per packet (in + out), the references, the breakdown by frame.
+ */
+static void
+report_cache(struct bench *b, const struct acc *all, const struct acc *brk, const char *counters,
+	     const char *prefix)
+{
+	const char *mode = b->new_conn ? "new-connection" : "keep-alive";
+	double hz = (double)rte_get_tsc_hz(), cpg[MAX_SEGS], cpf[MAX_SEGS], ref[2][MAX_SEGS];
+	unsigned int n_seg = b->n_snap - 1, i, r;
+	struct acc seg = acc_sub(&b->snap[n_seg], &b->snap[0]);
+	double fin = (double)seg.frames_in / (double)seg.done;
+	double fout = (double)seg.frames_out / (double)seg.done;
+	double cpg_med, cpg_min, cpg_max, cpf_med, cpp, ref_cpf[2], gen, chk, loop, poll, sum;
+	double per_get[K_MAX], kind[K_MAX];
+
+	for (i = 0; i < n_seg; i++) {
+		struct acc d = acc_sub(&b->snap[i + 1], &b->snap[i]);
+
+		if (d.ep_frames == 0 || d.done == 0 || d.ref_frames[0] == 0 || d.ref_frames[1] == 0)
+			d = seg; /* every burst of it left out (preempted): the whole measurement */
+		cpf[i] = (double)d.cyc_ep / (double)d.ep_frames;
+		cpg[i] = cpf[i] * (double)d.frames_in / (double)d.done;
+		for (r = 0; r < 2; r++)
+			ref[r][i] = (double)d.cyc_ref[r] / (double)d.ref_frames[r];
+	}
+	cpf_med = median(cpf, n_seg);
+	for (r = 0; r < 2; r++)
+		ref_cpf[r] = median(ref[r], n_seg);
+	cpg_med = median(cpg, n_seg); /* sorts cpg: [0] is the fastest segment */
+	cpg_min = cpg[0];
+	cpg_max = cpg[n_seg - 1];
+	cpp = cpg_med / (fin + fout);
+	gen = (double)all->cyc_gen / (double)all->done;
+	chk = (double)all->cyc_check / (double)all->done;
+	loop = (double)all->done * hz / (double)all->cyc_wall;
+	poll = brk->poll_n ? (double)brk->poll_cyc / (double)brk->poll_n : 0;
+	sum = poll * (double)brk->bursts / (double)brk->done;
+	for (i = 0; i < K_MAX; i++) {
+		kind[i] = brk->kind_n[i] ? (double)brk->kind_cyc[i] / (double)brk->kind_n[i] : 0;
+		per_get[i] = (double)brk->kind_n[i] / (double)brk->done;
+		if (b->kind_mask & 1u << i)
+			sum += kind[i] * per_get[i];
+	}
+
+	printf("endpoint: classify, service lookup, sp_tcp_from_vm, sp_tcp_poll once per burst\n"
+	       "(median of %u segments of %" PRIu64 " GETs; PMD rx/tx not included):\n",
+	       n_seg, seg.done / n_seg);
+	printf("  %-40s %9.0f GETs/s  %6.0f ns/GET  %6.0f cycles/GET  (segments %.0f..%.0f "
+	       "GETs/s)\n",
+	       b->new_conn ? "cached 1 KiB GET, new connection each"
+			   : "cached 1 KiB GET, keep-alive",
+	       hz / cpg_med, cpg_med * 1e9 / hz, cpg_med, hz / cpg_max, hz / cpg_min);
+	printf("  %-40s %9.2f frames in + %.2f out per GET: %.0f cycles per packet (in + out), "
+	       "%.0f per frame in\n",
+	       "", fin, fout, cpp, cpf_med);
+	printf("references, same run, copies of the VM's frames: byte-identical forwarding as the "
+	       "worker does it\nfor a service that is not enhanced (classify, service lookup, tx "
+	       "enqueue):\n");
+	printf("  %-40s %9.1f cycles per frame\n", "forwarding, no live flow", ref_cpf[0]);
+	printf("  %-40s %9.1f cycles per frame (+ the flow table lookup)\n",
+	       "forwarding, while flows are live", ref_cpf[1]);
+	printf("  %-40s %9.1fx forwarding's cycles per frame (no live flow)\n",
+	       "the hit path per packet (in + out)", cpp / ref_cpf[0]);
+	printf("  left out (longer than %.0f us: preempted, the machine is shared): %" PRIu64
+	       " of %" PRIu64 " endpoint bursts, %" PRIu64 " + %" PRIu64
+	       " reference bursts;\n  %" PRIu64 " involuntary context switches\n",
+	       (double)b->outlier_cyc * 1e6 / hz, all->ep_out, all->bursts, all->ref_out[0],
+	       all->ref_out[1], b->nivcsw);
+	printf("synthetic VM (not in the figures above):\n");
+	printf("  %-40s %9.0f cycles/GET\n", "making the frames (alloc, headers, cksums)", gen);
+	printf("  %-40s %9.0f cycles/GET\n", "taking, checking and freeing the output", chk);
+	printf("  %-40s %9.0f GETs/s (the whole program, references included)\n", "closed loop",
+	       loop);
+	printf("by frame (a further %" PRIu64 " GETs, each call timed alone, less %" PRIu64
+	       " cycles for rte_rdtsc):\n",
+	       brk->done, b->rdtsc_cost);
+	for (i = 0; i < K_MAX; i++) {
+		if (!(b->kind_mask & 1u << i))
+			continue;
+		printf("  %-40s %9.0f cycles, %.3f per GET", kind_names[i], kind[i], per_get[i]);
+		if (i == K_VM_GET)
+			printf(", of which ~%.0f parse the head (sp_http_parse_request alone)",
+			       b->parse_cyc);
+		printf("\n");
+	}
+	printf("  %-40s %9.0f cycles per call, %.2f calls per GET\n", "sp_tcp_poll", poll,
+	       (double)brk->bursts / (double)brk->done);
+	printf("  %-40s %9.0f cycles per GET\n", "sum", sum);
+	printf("checked: every frame's addresses, flags, seq and ack; every response (%" PRIu64
+	       ") byte for byte against the\nobject's (head and body; Date and x-amz-request-id "
+	       "well-formed in %" PRIu64 "); checksums of %" PRIu64
+	       " frames (every frame of 1 GET in %d);\nnothing to the uplink; the endpoint's "
+	       "counters (cache_hit = GETs); the entry's hits %" PRIu64 ", refcnt 0.\n"
+	       "connections: %" PRIu64 " (%.1f GETs each); flows live at the end: %" PRIu64
+	       "; mbufs in use at the start: %" PRIu64 ", at the end: %" PRIu64 ".\n",
+	       b->resp_checked, b->ids_checked, b->csum_frames, CSUM_EVERY, b->centry->hits,
+	       b->conns, (double)b->resp_checked / (double)b->conns, SP_CNT_GET(b->w->stats.flows),
+	       b->in_use_start, b->in_use_end);
+
+	printf("{\"bench\": \"tcp_bench\", \"ok\": true, \"mode\": \"%s\", \"auth\": \"%s\", "
+	       "\"file_prefix\": \"%s\", \"gets\": %" PRIu64 ", \"connections\": %" PRIu64
+	       ", \"segments\": %u, \"concurrency\": %u, \"burst\": %u, \"max_flows\": %u, "
+	       "\"tsc_hz\": %.0f, ",
+	       mode, b->auth_first ? "first" : "none", prefix, b->resp_checked, b->conns, n_seg,
+	       b->conc, b->burst, b->max_flows, hz);
+	printf("\"gets_per_s\": %.0f, \"gets_per_s_min\": %.0f, \"gets_per_s_max\": %.0f, "
+	       "\"ns_per_get\": %.1f, \"cycles_per_get\": %.1f, \"frames_in_per_get\": %.3f, "
+	       "\"frames_out_per_get\": %.3f, \"frames_per_get\": %.3f, \"cycles_per_packet\": "
+	       "%.1f, \"cycles_per_frame_in\": %.1f, ",
+	       hz / cpg_med, hz / cpg_max, hz / cpg_min, cpg_med * 1e9 / hz, cpg_med, fin, fout,
+	       fin + fout, cpp, cpf_med);
+	printf("\"reference\": {\"what\": \"byte-identical forwarding of the VM's frames "
+	       "(service not enhanced); no PMD rx/tx in either\", \"cycles_per_frame\": %.1f, "
+	       "\"cycles_per_frame_flows_live\": %.1f}, \"packet_vs_reference_frame\": %.2f, ",
+	       ref_cpf[0], ref_cpf[1], cpp / ref_cpf[0]);
+	printf("\"harness\": {\"gen_cycles_per_get\": %.1f, \"check_cycles_per_get\": %.1f, "
+	       "\"closed_loop_gets_per_s\": %.0f}, \"bursts\": %" PRIu64
+	       ", \"bursts_left_out\": %" PRIu64 ", \"reference_bursts_left_out\": %" PRIu64
+	       ", \"involuntary_context_switches\": %" PRIu64 ", \"breakdown_cycles\": {",
+	       gen, chk, loop, all->bursts, all->ep_out, all->ref_out[0] + all->ref_out[1],
+	       b->nivcsw);
+	for (i = 0; i < K_MAX; i++)
+		if (b->kind_mask & 1u << i)
+			printf("\"%s\": %.1f, ", kind_names[i], kind[i]);
+	printf("\"poll_per_call\": %.1f, \"polls_per_get\": %.3f, \"sum_per_get\": %.1f, "
+	       "\"http_parse_alone\": %.1f}, \"responses_checked\": %" PRIu64
+	       ", \"ids_checked\": %" PRIu64 ", \"checksummed_frames\": %" PRIu64
+	       ", \"entry_hits\": %" PRIu64
+	       ", \"uplink_frames\": 0, \"flows_live_at_end\": %" PRIu64
+	       ", \"mbufs_in_use_start\": %" PRIu64 ", \"mbufs_in_use_end\": %" PRIu64
+	       ", \"mbufs_leaked\": %" PRId64 ", \"failures\": 0, \"counters\": %s}\n",
+	       poll, (double)brk->bursts / (double)brk->done, sum, b->parse_cyc, b->resp_checked,
+	       b->ids_checked, b->csum_frames, b->centry->hits, SP_CNT_GET(b->w->stats.flows),
+	       b->in_use_start, b->in_use_end, (int64_t)(b->in_use_end - b->in_use_start),
+	       counters);
 }
 
 /* The EAL's arguments: two lcores (0 runs everything, 1 is the worker the config needs and
@@ -1334,6 +2001,8 @@ main(int argc, char **argv)
 					      {"max-flows", required_argument, NULL, 'f'},
 					      {"tuples", required_argument, NULL, 't'},
 					      {"auth-first", no_argument, NULL, 'a'},
+					      {"cache", no_argument, NULL, 'C'},
+					      {"new-conn", no_argument, NULL, 'N'},
 					      {"help", no_argument, NULL, 'h'},
 					      {NULL, 0, NULL, 0}};
 	static struct sp_conf cfg;
@@ -1357,6 +2026,12 @@ main(int argc, char **argv)
 			break;
 		case 'a':
 			b->auth_first = true;
+			break;
+		case 'C':
+			b->cache = true;
+			break;
+		case 'N':
+			b->new_conn = true;
 			break;
 		case 'n':
 			v = strtoul(optarg, NULL, 10);
@@ -1399,12 +2074,17 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || (b->new_conn && !b->cache)) {
 		usage(stderr, argv[0]);
 		return 2;
 	}
+	if (b->cache && !have_n)
+		n_txn = b->new_conn ? 500000 : 2000000;
 	if (quick && !have_n)
 		n_txn = 2000;
+	b->kind_mask = b->cache ? 1u << K_VM_SYN | 1u << K_VM_ACK | 1u << K_VM_GET |
+					  1u << K_VM_FIN | (b->new_conn ? 0 : 1u << K_VM_LAST_ACK)
+				: (1u << K_MAX) - 1 - (1u << K_VM_LAST_ACK);
 	if (quick && b->max_flows == 1048576)
 		b->max_flows = 65536;
 
@@ -1417,7 +2097,7 @@ main(int argc, char **argv)
 	snprintf(rundir, sizeof(rundir), "%s", rte_eal_get_runtime_dir());
 	sp_log_init();
 	hz = rte_get_tsc_hz();
-	if (conf_build(&cfg, prefix, b->max_flows, err, sizeof(err)) != 0 ||
+	if (conf_build(&cfg, prefix, b->max_flows, b->cache, err, sizeof(err)) != 0 ||
 	    sp_dp_create(&cfg, &b->dp, err, sizeof(err)) != 0) {
 		fprintf(stderr, "tcp_bench: %s\n", err);
 		goto out;
@@ -1439,27 +2119,52 @@ main(int argc, char **argv)
 		fprintf(stderr, "tcp_bench: cannot set up the service and its locator\n");
 		goto out;
 	}
+	if (b->cache && (rc = cache_put(b)) != 0) {
+		fprintf(stderr, "tcp_bench: cannot put the object in the cache: %s\n",
+			strerror(-rc));
+		rc = 1;
+		goto out;
+	}
 	b->rdtsc_cost = rdtsc_cost();
 	b->outlier_cyc = hz / 10000; /* 100 us: a burst of 32 takes 10 to 30 */
+	if (b->cache)		     /* a burst of 32 GETs makes 64 frames of up to 1.4 KB: 1 ms */
+		b->outlier_cyc = hz / 1000;
 	b->parse_cyc = parse_cost(b);
 	b->in_use_start = sp_dp_pool_in_use(b->dp);
 
-	printf("tcp_bench: direct-to-storage GETs of a %d B object through the worker's TCP "
-	       "endpoint, one core, in process\n",
-	       OBJ_SIZE);
-	printf("  VM: awscli GET head of %u B; storage node: %u B response head + %d B body + "
-	       "FIN;\n  %u transactions in flight, bursts of %u, TSC %.2f GHz, max_flows %u\n",
-	       b->req_len, b->resp_len - OBJ_SIZE, OBJ_SIZE, b->conc, b->burst, (double)hz / 1e9,
-	       b->max_flows);
+	if (b->cache) {
+		printf("tcp_bench: cached GETs of a %d B object answered by the worker's TCP "
+		       "endpoint (%s), one core, in process\n",
+		       OBJ_SIZE, b->new_conn ? "a new connection per GET" : "keep-alive");
+		printf("  VM: awscli GET head of %u B%s; the answer: %u B head + %d B body from "
+		       "the cache;\n  %u %s in flight, bursts of %u, TSC %.2f GHz, max_flows %u\n",
+		       b->req_len, b->new_conn ? " (Connection: close)" : "",
+		       b->cresp_len - OBJ_SIZE, OBJ_SIZE, b->conc,
+		       b->new_conn ? "connections (one GET each)" : "keep-alive connections",
+		       b->burst, (double)hz / 1e9, b->max_flows);
+	} else {
+		printf("tcp_bench: direct-to-storage GETs of a %d B object through the worker's "
+		       "TCP endpoint, one core, in process\n",
+		       OBJ_SIZE);
+		printf("  VM: awscli GET head of %u B; storage node: %u B response head + %d B "
+		       "body + FIN;\n  %u transactions in flight, bursts of %u, TSC %.2f GHz, "
+		       "max_flows %u\n",
+		       b->req_len, b->resp_len - OBJ_SIZE, OBJ_SIZE, b->conc, b->burst,
+		       (double)hz / 1e9, b->max_flows);
+	}
 	fflush(stdout);
 
 	/*
 	 * Warm-up (checked, not reported): at least 2.5 s, so that the flows closed in it fill
-	 * TIME_WAIT (1 s) as they do at this rate. Then the measurement in segments, then the
-	 * per-frame breakdown.
+	 * TIME_WAIT (1 s) as they do at this rate (--cache: 0.5 s; no flow of it ends in
+	 * TIME_WAIT). Then the measurement in segments, then the per-frame breakdown.
 	 */
 	b->with_ref = true;
-	run_pass(b, RTE_MAX(n_txn / 10, (uint64_t)b->conc), quick ? 0 : hz * 5 / 2, 0);
+	run_pass(b, RTE_MAX(n_txn / 10, (uint64_t)b->conc),
+		 quick	    ? 0
+		 : b->cache ? hz / 2
+			    : hz * 5 / 2,
+		 0);
 	total += b->a.done;
 	if (b->failures == 0) {
 		getrusage(RUSAGE_THREAD, &ru0);
@@ -1495,6 +2200,13 @@ main(int argc, char **argv)
 		failf(b, NULL,
 		      "packet pool: %" PRIu64 " mbufs in use at the start, %" PRIu64 " at the end",
 		      b->in_use_start, b->in_use_end);
+	if (b->cache && !failed &&
+	    (b->resp_checked != total || b->centry->hits != total ||
+	     __atomic_load_n(&b->centry->refcnt, __ATOMIC_ACQUIRE) != 0))
+		failf(b, NULL,
+		      "%" PRIu64 " GETs, %" PRIu64 " responses checked, the entry counted %" PRIu64
+		      " hits and is still held %u times",
+		      total, b->resp_checked, b->centry->hits, b->centry->refcnt);
 	if (b->failures != 0 || b->n_snap < 2) {
 		fprintf(stderr, "tcp_bench: %" PRIu64 " failures\n", b->failures);
 		if (SP_CNT_GET(b->w->stats.tcp[SP_TCP_EV_FLOWS_FULL]) != 0)
@@ -1502,17 +2214,25 @@ main(int argc, char **argv)
 				"tcp_bench: flows_full with %" PRIu64 " flows live of %u: closed "
 				"flows stay 2 s in TIME_WAIT, raise --max-flows\n",
 				live_at_failure, b->max_flows);
-		printf("{\"bench\": \"tcp_bench\", \"ok\": false, \"failures\": %" PRIu64
-		       ", \"file_prefix\": \"%s\", \"counters\": %s}\n",
+		printf("{\"bench\": \"tcp_bench\", \"ok\": false, \"mode\": \"%s\", "
+		       "\"failures\": %" PRIu64 ", \"file_prefix\": \"%s\", \"counters\": %s}\n",
+		       !b->cache     ? "direct"
+		       : b->new_conn ? "new-connection"
+				     : "keep-alive",
 		       b->failures, prefix, cnt);
 		goto out;
 	}
-	report(b, &all, &brk, cnt, prefix);
+	if (b->cache)
+		report_cache(b, &all, &brk, cnt, prefix);
+	else
+		report(b, &all, &brk, cnt, prefix);
 	rc = 0;
 out:
 	fflush(stdout);
-	if (b->dp != NULL)
+	if (b->dp != NULL) {
+		cache_remove(b);
 		sp_dp_destroy(b->dp);
+	}
 	free(b->svc_ref);
 	rte_eal_cleanup();
 	remove_runtime_dir(rundir);
