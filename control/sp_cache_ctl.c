@@ -650,6 +650,7 @@ build(struct sp_cache_ctl *cc, const char *head, size_t head_len, const uint8_t 
 	if (body_len > 0)
 		memcpy(p, body, body_len);
 	e->body = (const uint8_t *)p;
+	sp_cache_entry_seal(e);
 	now_tsc = rte_rdtsc();
 	e->fresh_until_tsc = now_tsc + (uint64_t)pr->cache_ttl_s * cc->hz;
 	e->stale_until_tsc = e->fresh_until_tsc + (uint64_t)pr->stale_if_error_s * cc->hz;

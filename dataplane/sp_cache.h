@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <rte_hash.h>
+#include <rte_ip.h>
 
 #include "sp_cache_http.h"
 #include "sp_loc.h"
@@ -76,7 +77,11 @@ struct sp_cache_entry {
 	uint16_t tmpl_len;
 	uint8_t n_marks;
 	uint8_t write_through; /* made from a PUT's body, not from a GET's response */
-	uint16_t pad;
+	uint8_t body_sum_ok;   /* body_sum is set (sp_cache_entry_seal) */
+	uint8_t pad;
+	uint16_t body_sum; /* ones' complement sum of the whole body (rte_raw_cksum): a reply
+			    * carrying the body in one segment adds it instead of summing it */
+	uint16_t pad1;
 	struct sp_cache_tmpl_mark marks[SP_CACHE_TMPL_MARKS]; /* sp_cache_http.h */
 	int64_t last_modified_s; /* Last-Modified in unix seconds (INT64_MIN: none or bad) */
 	int64_t stored_s;	 /* unix seconds when inserted (or last revalidated) */
@@ -163,6 +168,14 @@ sp_cache_lookup(const struct sp_cache *c, uint16_t slot, const char *name, uint3
 			return NULL;
 		return e;
 	}
+}
+
+/* The writer, once body and size are set, before publishing e: the body's checksum sum. */
+static inline void
+sp_cache_entry_seal(struct sp_cache_entry *e)
+{
+	e->body_sum = rte_raw_cksum(e->body, e->size);
+	e->body_sum_ok = 1;
 }
 
 /* Whether no write or purge happened since e was filled. */

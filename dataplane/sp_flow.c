@@ -402,6 +402,13 @@ int
 sp_tcp_seg_write(struct rte_mbuf *m, const struct sp_tcp_seg *s, const void *p1, uint32_t l1,
 		 const void *p2, uint32_t l2)
 {
+	return sp_tcp_seg_write_sum(m, s, p1, l1, p2, l2, -1);
+}
+
+int
+sp_tcp_seg_write_sum(struct rte_mbuf *m, const struct sp_tcp_seg *s, const void *p1, uint32_t l1,
+		     const void *p2, uint32_t l2, int32_t p2_sum)
+{
 	uint16_t hlen = (uint16_t)(sizeof(struct rte_tcp_hdr) + s->optlen);
 	struct rte_ether_hdr *eth;
 	struct rte_ipv4_hdr *ip;
@@ -442,7 +449,21 @@ sp_tcp_seg_write(struct rte_mbuf *m, const struct sp_tcp_seg *s, const void *p1,
 	if (l2)
 		memcpy((uint8_t *)(tcp + 1) + s->optlen + l1, p2, l2);
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
+	if (p2_sum < 0) {
+		tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
+	} else {
+		/* p2's sum is known: sum the rest only (odd offset: its bytes swap places) */
+		uint32_t off2 = hlen + l1, sum, b = (uint32_t)p2_sum;
+
+		if (off2 & 1)
+			b = ((b & 0xff) << 8) | (b >> 8);
+		sum = (uint32_t)rte_raw_cksum(tcp, off2) + b + rte_ipv4_phdr_cksum(ip, 0);
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		tcp->cksum = (uint16_t)(~sum & 0xffff);
+		if (tcp->cksum == 0)
+			tcp->cksum = 0xffff;
+	}
 	return 0;
 }
 
@@ -450,6 +471,14 @@ int
 sp_flow_send(struct sp_worker *w, const struct sp_flow *f, bool to_vm, uint32_t seq, uint32_t ack,
 	     uint8_t flags, uint16_t win, const uint8_t *opt, uint8_t optlen, const void *p1,
 	     uint32_t l1, const void *p2, uint32_t l2)
+{
+	return sp_flow_send_sum(w, f, to_vm, seq, ack, flags, win, opt, optlen, p1, l1, p2, l2, -1);
+}
+
+int
+sp_flow_send_sum(struct sp_worker *w, const struct sp_flow *f, bool to_vm, uint32_t seq,
+		 uint32_t ack, uint8_t flags, uint16_t win, const uint8_t *opt, uint8_t optlen,
+		 const void *p1, uint32_t l1, const void *p2, uint32_t l2, int32_t p2_sum)
 {
 	struct sp_tcp_worker *tw = w->tcp;
 	struct sp_tcp_seg s = {
@@ -470,7 +499,7 @@ sp_flow_send(struct sp_worker *w, const struct sp_flow *f, bool to_vm, uint32_t 
 	struct rte_mbuf *m;
 
 	m = rte_pktmbuf_alloc(w->dp->pool);
-	if (m == NULL || sp_tcp_seg_write(m, &s, p1, l1, p2, l2) != 0) {
+	if (m == NULL || sp_tcp_seg_write_sum(m, &s, p1, l1, p2, l2, p2_sum) != 0) {
 		rte_pktmbuf_free(m);
 		SP_TCP_CNT(tw, ALLOC_FAILED);
 		return -ENOBUFS;

@@ -54,6 +54,7 @@ struct sp_flow {
 	uint8_t presigned : 1;	 /* the request was authenticated by presigned query parameters */
 	uint8_t reply_close : 1; /* REPLY: FIN after the reply, then the flow ends; else the
 				  * connection is kept alive for the next request */
+	uint8_t ack_due : 1;	 /* the VM's data is held but not acknowledged yet */
 	uint8_t cached : 1;	 /* the request's object has a cache key (ckey) */
 	uint8_t vm_ws;		 /* the VM's window scale (if ws) */
 	uint8_t be_ws;		 /* the backend's (if ws and it answered with one) */
@@ -249,5 +250,9 @@ struct sp_auth_verdict *sp_auth_verdict_find(struct sp_tcp_worker *tw, uint16_t 
 int sp_flow_send(struct sp_worker *w, const struct sp_flow *f, bool to_vm, uint32_t seq,
 		 uint32_t ack, uint8_t flags, uint16_t win, const uint8_t *opt, uint8_t optlen,
 		 const void *p1, uint32_t l1, const void *p2, uint32_t l2);
+/* The same, p2's ones' complement sum (rte_raw_cksum) given in p2_sum (-1: sum it here). */
+int sp_flow_send_sum(struct sp_worker *w, const struct sp_flow *f, bool to_vm, uint32_t seq,
+		     uint32_t ack, uint8_t flags, uint16_t win, const uint8_t *opt, uint8_t optlen,
+		     const void *p1, uint32_t l1, const void *p2, uint32_t l2, int32_t p2_sum);
 
 #endif /* SP_FLOW_H */

@@ -342,7 +342,7 @@ hold_data(struct sp_worker *w, struct sp_flow *f, struct rte_mbuf *m, const stru
 		f->fin_vm = 1;
 		f->rcv_nxt++;
 	}
-	ack_vm(w, f);
+	f->ack_due = 1; /* after the segment is handled: an answer made meanwhile carries it */
 	return take;
 }
 
@@ -1577,6 +1577,7 @@ send_reply(struct sp_worker *w, struct sp_flow *f, uint32_t from, bool probe)
 	uint32_t mss = RTE_MIN((uint32_t)f->mss, (uint32_t)tw->mss_clamp);
 	uint32_t wnd = (uint32_t)f->vm_win << (f->ws ? f->vm_ws : 0);
 	const uint8_t *body = f->centry != NULL ? f->centry->body + f->body_off : NULL;
+	int32_t bsum;
 	uint8_t flags;
 
 	if (seq_lt(from, f->snd_una))
@@ -1587,8 +1588,10 @@ send_reply(struct sp_worker *w, struct sp_flow *f, uint32_t from, bool probe)
 	if (off >= total) { /* nothing but the FIN (an empty reply, or the FIN was lost) */
 		if (f->reply_close && (probe || f->snd_nxt != f->snd_max) &&
 		    sp_flow_send(w, f, true, f->reply_seq + total, f->rcv_nxt, F_ACK | F_FIN,
-				 hold_window(tw, f), NULL, 0, NULL, 0, NULL, 0) == 0)
+				 hold_window(tw, f), NULL, 0, NULL, 0, NULL, 0) == 0) {
 			f->snd_nxt = f->snd_max;
+			f->ack_due = 0;
+		}
 		return;
 	}
 	while (off < lim) {
@@ -1597,10 +1600,16 @@ send_reply(struct sp_worker *w, struct sp_flow *f, uint32_t from, bool probe)
 		if (off + seg == total)
 			flags |= F_PSH | (f->reply_close ? F_FIN : 0);
 		l1 = off < f->reply_len ? RTE_MIN(seg, f->reply_len - off) : 0;
-		if (sp_flow_send(w, f, true, f->reply_seq + off, f->rcv_nxt, flags,
-				 hold_window(tw, f), NULL, 0, f->buf->hdr + off, l1,
-				 body + (off + l1 - f->reply_len), seg - l1) != 0)
+		/* a segment with the whole body (a small object): its sum is the entry's */
+		bsum = body != NULL && f->body_off == 0 && seg - l1 == f->centry->size &&
+				       f->centry->body_sum_ok
+			       ? f->centry->body_sum
+			       : -1;
+		if (sp_flow_send_sum(w, f, true, f->reply_seq + off, f->rcv_nxt, flags,
+				     hold_window(tw, f), NULL, 0, f->buf->hdr + off, l1,
+				     body + (off + l1 - f->reply_len), seg - l1, bsum) != 0)
 			break;
+		f->ack_due = 0;
 		off += seg;
 		if (seq_lt(f->snd_nxt, f->reply_seq + off + ((flags & F_FIN) ? 1 : 0)))
 			f->snd_nxt = f->reply_seq + off + ((flags & F_FIN) ? 1 : 0);
@@ -2048,6 +2057,10 @@ sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info
 		break;
 	default:
 		break;
+	}
+	if (f->ack_due && f->state != SP_FLOW_FREE) { /* what was held, not answered yet */
+		f->ack_due = 0;
+		ack_vm(w, f);
 	}
 	rte_pktmbuf_free(m);
 	return true;

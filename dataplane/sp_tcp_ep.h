@@ -159,6 +159,9 @@ struct sp_tcp_seg {
  */
 int sp_tcp_seg_write(struct rte_mbuf *m, const struct sp_tcp_seg *s, const void *p1, uint32_t l1,
 		     const void *p2, uint32_t l2);
+/* The same, with p2's ones' complement sum (rte_raw_cksum) known: p2_sum (-1: unknown). */
+int sp_tcp_seg_write_sum(struct rte_mbuf *m, const struct sp_tcp_seg *s, const void *p1,
+			 uint32_t l1, const void *p2, uint32_t l2, int32_t p2_sum);
 
 /* Set up / tear down a worker's endpoint (flow table, buffers, locator cache). */
 int sp_tcp_worker_create(struct sp_dp *dp, struct sp_worker *w, char *err, size_t errlen);

@@ -1339,6 +1339,7 @@ cache_put(struct bench *b)
 #undef PUT_STR
 	memcpy(p, b->resp + head_len, OBJ_SIZE);
 	e->body = (const uint8_t *)p;
+	sp_cache_entry_seal(e);
 	e->fresh_until_tsc = UINT64_MAX / 2;
 	e->stale_until_tsc = UINT64_MAX / 2;
 	if (rte_hash_add_key_data(c->index, &key, e) != 0) {
