@@ -1566,8 +1566,8 @@ send_held(struct sp_worker *w, struct sp_flow *f, uint32_t from, bool probe)
 /*
  * Shortpath's own reply to the VM: the head in f->buf->hdr[0, reply_len), then body_len bytes of
  * the cache entry's body from body_off. Sent from VM-side seq from, in segments of the VM's MSS,
- * as far as its window allows (probe: at least one segment, for a retransmission or a zero
- * window); FIN after the last byte when the reply closes the connection.
+ * as far as its window allows (probe: one segment, a retransmission or a zero-window probe);
+ * FIN after the last byte when the reply closes the connection.
  */
 static void
 send_reply(struct sp_worker *w, struct sp_flow *f, uint32_t from, bool probe)
@@ -1583,7 +1583,7 @@ send_reply(struct sp_worker *w, struct sp_flow *f, uint32_t from, bool probe)
 	if (seq_lt(from, f->snd_una))
 		off = f->snd_una - f->reply_seq;
 	lim = RTE_MIN(total, (f->snd_una - f->reply_seq) + wnd);
-	if (probe && lim <= off)
+	if (probe) /* a retransmission or a zero-window probe: one segment (the ACKs clock more) */
 		lim = RTE_MIN(total, off + mss);
 	if (off >= total) { /* nothing but the FIN (an empty reply, or the FIN was lost) */
 		if (f->reply_close && (probe || f->snd_nxt != f->snd_max) &&
@@ -1703,8 +1703,10 @@ reply_ack(struct sp_worker *w, struct sp_flow *f, const struct seg *s, uint64_t 
 
 	if (!(s->flags & F_ACK))
 		return;
-	if (seq_le(s->ack, f->snd_nxt) && seq_lt(f->snd_una, s->ack)) {
+	if (seq_le(s->ack, f->snd_max) && seq_lt(f->snd_una, s->ack)) {
 		f->snd_una = s->ack;
+		if (seq_lt(f->snd_nxt, s->ack)) /* sent before a timeout went back */
+			f->snd_nxt = s->ack;
 		f->retx = 0;
 		f->dupacks = 0;
 		f->timer_tsc = now + tw->rto_tsc;
@@ -2318,6 +2320,8 @@ flow_timer(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 		if (f->retx < MAX_RETX && f->snd_una != f->snd_max) {
 			f->retx++;
 			SP_TCP_CNT(tw, RETRANSMIT);
+			/* go back: the first unacknowledged segment now, the rest as ACKs come */
+			f->snd_nxt = f->snd_una;
 			send_reply(w, f, f->snd_una, true);
 			f->timer_tsc = now + (tw->rto_tsc << f->retx);
 			return;

@@ -130,7 +130,7 @@ def tk_flags(s):
 
 def refused(lab, c, head, code, status, mss=None):
     c.connect()
-    c.send_held(head)
+    c.send_answered(head)
     line, _, body = read_reply(lab, c, mss)
     assert line == status, (line, body)
     assert f"<Code>{code}</Code>".encode() in body, body

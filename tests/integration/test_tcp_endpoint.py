@@ -319,6 +319,20 @@ class Client:
         free = self.lab.flow_buffer - self.held
         return min(free >> OUR_WS if self.ws is not None else free, 65535)
 
+    def send_answered(self, data, flags="PA"):
+        """Data shortpath may answer at once (a refusal by the worker, a cache hit): then the
+        answer carries the ACK and is left for the caller to read; else (a punted request) a
+        plain ACK comes first, checked exactly as send_held checks it."""
+        self.send(data, flags)
+        self.held += len(data)
+        a = self.expect(lambda s: s.ack == self.nxt, what=f"ACK of {self.nxt}")
+        if a.payload or a.has("F"):
+            self.wire.backlog.insert(0, a.raw)
+            return a
+        return check_built(a, src_mac=GW_MAC, dst_mac=self.mac, src=VIP, dst=self.ip, sport=80,
+                           dport=self.sport, seq=self.cookie + 1, ack=self.nxt, flags="A",
+                           win=self.hold_win())
+
     def send_held(self, data, flags="PA"):
         """Data shortpath takes into its buffer: its ACK is checked exactly."""
         self.send(data, flags)
