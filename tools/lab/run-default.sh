@@ -11,7 +11,8 @@
 # credential, the LB's that a listing went the ordinary way), local authentication (service s3 has
 # auth first: a VM's first request is verified in the control thread, later ones ride the verdict;
 # a wrong secret is refused with SignatureDoesNotMatch by shortpathd and never reaches the
-# service), telemetry and /metrics. A trap runs tools/lab/lab.sh down (also on failure or Ctrl-C)
+# service), the local cache (a 64 KiB object read once from a storage node, then answered to both
+# VMs by the worker: no packet on the uplink, no service log line), telemetry and /metrics. A trap runs tools/lab/lab.sh down (also on failure or Ctrl-C)
 # and checks shortpathd stopped cleanly.
 # shellcheck disable=SC2317 # functions called through wait_until and the EXIT trap
 set -uo pipefail
@@ -345,6 +346,55 @@ w = ", ".join("%s %d" % kv for kv in a["workers"].items() if kv[1])
 print("control: punts %d, ok %d, refused %d (%s), undecided %d, verification mean %.0f us, max %.0f us; workers: %s"
       % (a["punts"], a["ok"], a["refused"], refused or "-", a["undecided"],
          a["verify"]["mean_ns"] / 1e3, a["verify"]["max_ns"] / 1e3, w))')"
+
+step "Local cache (service s3, cache ttl 60 s): a repeated GET answered by the worker, nothing on the uplink"
+# the counters a hit must move (the workers' cache events) and the packets sent on the uplink
+cache_counters() {
+	"$PY" - "$API" <<'PY'
+import json, sys, urllib.request
+api = "http://" + sys.argv[1]
+s = json.load(urllib.request.urlopen(api + "/v1/stats", timeout=5))
+t = s["total"]["tcp_events"]
+up = [p["tx_packets"] for p in s["ports"].values() if p["role"] == "uplink"][0]
+print(" ".join(str(t.get(k, 0)) for k in ("cache_hit", "cache_miss", "cache_fill_done")), up)
+PY
+}
+head -c 65536 /dev/urandom >"$WORK/obj64k"
+OBJ_SHA=$(sha256sum "$WORK/obj64k" | cut -d' ' -f1)
+aws_in sp-vm1 put-object --bucket "$BUCKET" --key small.bin --body "$WORK/obj64k" >/dev/null 2>&1 ||
+	bad "sp-vm1: put-object small.bin failed"
+C0=$(cache_counters)
+aws_in sp-vm2 get-object --bucket "$BUCKET" --key small.bin "$WORK/c0.bin" >/dev/null 2>&1
+C1=$(cache_counters)
+read -r h0 m0 f0 _ <<<"$C0"
+read -r h1 m1 f1 _ <<<"$C1"
+if [ $((m1 - m0)) -eq 1 ] && [ $((f1 - f0)) -eq 1 ] && [ "$(sha256sum <"$WORK/c0.bin" | cut -d' ' -f1)" = "$OBJ_SHA" ]; then
+	pass "sp-vm2's first GET of small.bin (64 KiB) was a miss: fetched from the storage node and copied into the cache"
+else
+	bad "the first GET: cache_miss +$((m1 - m0)), cache_fill_done +$((f1 - f0)) (want +1, +1)"
+fi
+sleep 0.2
+logs0=$(cat "$SVC"/logs/*.log 2>/dev/null | wc -c)
+ok=1
+for vm in sp-vm1 sp-vm2; do
+	aws_in "$vm" get-object --bucket "$BUCKET" --key small.bin "$WORK/c1.bin" >/dev/null 2>&1
+	[ "$(sha256sum <"$WORK/c1.bin" | cut -d' ' -f1)" = "$OBJ_SHA" ] || ok=0
+done
+C2=$(cache_counters)
+read -r h2 _ _ u2 <<<"$C2"
+read -r _ _ _ u1 <<<"$C1"
+sleep 0.5
+logs1=$(cat "$SVC"/logs/*.log 2>/dev/null | wc -c)
+if [ "$ok" -eq 1 ] && [ $((h2 - h1)) -eq 2 ] && [ "$u2" -eq "$u1" ] && [ "$logs1" -eq "$logs0" ]; then
+	pass "GETs from sp-vm1 and sp-vm2: cache_hit +2, sha256 OK, 0 packets sent on the uplink, no service log line"
+else
+	bad "cached GETs: sha256 ok=$ok, cache_hit +$((h2 - h1)) (want +2), uplink packets +$((u2 - u1)) (want 0), service log bytes +$((logs1 - logs0)) (want 0)"
+fi
+info "tools/spctl cache show s3 /$BUCKET/small.bin: $("$SPCTL" cache show s3 "/$BUCKET/small.bin" --json 2>/dev/null | "$PY" -c 'import json, sys
+e = json.load(sys.stdin)
+e = e.get("entry", e)
+print("size %s, etag %s, hits %s, fresh for %.0f s" % (e["size"], e["etag"], e["hits"], e["fresh_ms"] / 1e3))' 2>/dev/null || echo "?")"
+aws_in sp-vm1 delete-object --bucket "$BUCKET" --key small.bin >/dev/null 2>&1
 aws_in sp-vm1 delete-object --bucket "$BUCKET" --key blob.bin >/dev/null 2>&1
 aws_in sp-vm1 delete-bucket --bucket "$BUCKET" >/dev/null 2>&1
 
