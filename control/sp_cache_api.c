@@ -412,12 +412,17 @@ sp_cache_http(struct sp_cache_ctl *cc, struct evhttp_request *req, const char *p
 		return;
 	}
 	{
-		/* NAME: "/bucket/key" as clients send it (the path is not decoded) */
-		const char *name = rest + 8; /* keeps the '/' before the bucket */
-		size_t len = strlen(name);
+		/* NAME: "/bucket/key" percent-decoded, as the workers key objects */
+		const char *raw = rest + 8; /* keeps the '/' before the bucket */
+		size_t rlen = strlen(raw);
+		char name[SP_LOC_NAME_MAX + 1]; /* NUL-ended: the messages print it */
+		size_t len = rlen <= UINT32_MAX
+				     ? sp_cache_name(raw, (uint32_t)rlen, name, SP_LOC_NAME_MAX)
+				     : 0;
 		const struct sp_cache_entry *e;
 
-		if (len < 2 || len > SP_LOC_NAME_MAX) {
+		name[len] = '\0';
+		if (len < 2 || raw[0] != '/') {
 			sp_api_send_error(req, 400, "invalid", "name",
 					  "the object's name must be /BUCKET/KEY, at most %d bytes",
 					  SP_LOC_NAME_MAX);

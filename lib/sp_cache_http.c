@@ -778,3 +778,36 @@ sp_cache_id2(const char reqid[16], char out[24])
 	out[o++] = '=';
 	out[o] = '=';
 }
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+uint32_t
+sp_cache_name(const char *path, uint32_t len, char *out, uint32_t cap)
+{
+	uint32_t i, o = 0;
+	int hi, lo;
+
+	for (i = 0; i < len; i++) {
+		char c = path[i];
+
+		if (c == '%' && i + 2 < len && (hi = hexval(path[i + 1])) >= 0 &&
+		    (lo = hexval(path[i + 2])) >= 0) {
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (o == cap)
+			return 0;
+		out[o++] = c;
+	}
+	return o;
+}

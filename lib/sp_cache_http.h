@@ -115,6 +115,13 @@ int sp_cache_tmpl_render(char *out, size_t cap, const char *tmpl, size_t len,
 /* x-amz-id-2 as the lab's service makes it: base64 of the 16-character request id (24 bytes). */
 void sp_cache_id2(const char reqid[16], char out[24]);
 
+/*
+ * An object's cache key: its request path percent-decoded (%XX with two hex digits; anything else
+ * as it is), as the service names objects, so "/b/%41" and "/b/A" are one object. Written to out
+ * (cap bytes). Returns its length, or 0 if it does not fit.
+ */
+uint32_t sp_cache_name(const char *path, uint32_t len, char *out, uint32_t cap);
+
 /* The value of header name (case-insensitive) in r (from buf), or NULL (*len set). */
 const char *sp_http_resp_header(const char *buf, const struct sp_http_resp *r, const char *name,
 				size_t *len);
