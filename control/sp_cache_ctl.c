@@ -552,13 +552,10 @@ build(struct sp_cache_ctl *cc, const char *head, size_t head_len, const uint8_t 
 	const struct sp_svc_profile *pr = caching_profile(cc, slot);
 	struct sp_http_resp r;
 	struct sp_cache_entry *e;
-	struct sp_cache_tmpl_mark marks[SP_CACHE_TMPL_MARKS];
-	unsigned int n_marks = 0;
-	const char *etag, *lm, *server, *ccv;
-	size_t etag_len = 0, lm_len = 0, server_len = 0, ccv_len = 0, total;
-	int tl, hl;
+	const char *ccv;
+	size_t ccv_len = 0;
 	uint64_t now_tsc;
-	char *p;
+	int hl, rc;
 
 	if (pr == NULL) {
 		*why = CCR_POLICY_NONE;
@@ -586,71 +583,14 @@ build(struct sp_cache_ctl *cc, const char *head, size_t head_len, const uint8_t 
 		*why = CCR_NO_STORE;
 		return NULL;
 	}
-	tl = sp_cache_tmpl_build(head, &r, cc->tmpl, sizeof(cc->tmpl), marks, &n_marks);
-	if (tl < 0) {
-		*why = CCR_TEMPLATE;
-		return NULL;
-	}
-	etag = sp_http_resp_header(head, &r, "etag", &etag_len);
-	lm = sp_http_resp_header(head, &r, "last-modified", &lm_len);
-	server = sp_http_resp_header(head, &r, "server", &server_len);
-	if (etag == NULL)
-		etag_len = 0;
-	if (lm == NULL)
-		lm_len = 0;
-	if (server == NULL)
-		server_len = 0;
-	if (etag_len > UINT16_MAX || lm_len > UINT16_MAX || server_len > UINT16_MAX) {
-		*why = CCR_BAD_HEAD;
-		return NULL;
-	}
-	total = sizeof(*e) + name_len + 1 + etag_len + 1 + lm_len + 1 + server_len + 1 +
-		(size_t)tl + 1 + body_len;
-	e = rte_malloc("sp_cache_entry", total, RTE_CACHE_LINE_SIZE);
+	e = sp_cache_entry_new(slot, name, name_len, key_hash, head, &r, body, body_len, &rc);
 	if (e == NULL) {
-		*why = CCR_NO_MEMORY;
+		*why = rc == -ENOMEM ? CCR_NO_MEMORY : rc == -ENOSPC ? CCR_TEMPLATE : CCR_BAD_HEAD;
 		return NULL;
 	}
-	memset(e, 0, sizeof(*e));
-	e->key_hash = key_hash;
 	e->version = version;
 	e->svc_gen = svc_gen;
-	e->ver_slot = sp_cache_ver_slot(key_hash);
-	e->slot = slot;
-	e->name_len = (uint16_t)name_len;
-	e->etag_len = (uint16_t)etag_len;
-	e->lm_len = (uint16_t)lm_len;
-	e->server_len = (uint16_t)server_len;
-	e->tmpl_len = (uint16_t)tl;
-	e->n_marks = (uint8_t)n_marks;
 	e->write_through = write_through;
-	memcpy(e->marks, marks, sizeof(marks[0]) * n_marks);
-	e->last_modified_s = INT64_MIN;
-	if (lm_len > 0 && sp_http_date_parse(lm, lm_len, &e->last_modified_s) != 0)
-		e->last_modified_s = INT64_MIN;
-	e->stored_s = (int64_t)time(NULL);
-	e->size = body_len;
-	/* what it costs: the block rounded to cache lines, plus malloc's own header */
-	e->alloc_bytes = RTE_ALIGN_CEIL(total, RTE_CACHE_LINE_SIZE) + RTE_CACHE_LINE_SIZE;
-	p = e->data;
-#define PUT_STR(field, src, n)                                                                     \
-	do {                                                                                       \
-		e->field = p;                                                                      \
-		if ((n) > 0)                                                                       \
-			memcpy(p, (src), (n));                                                     \
-		p[(n)] = '\0';                                                                     \
-		p += (n) + 1;                                                                      \
-	} while (0)
-	PUT_STR(name, name, name_len);
-	PUT_STR(etag, etag, etag_len);
-	PUT_STR(last_modified, lm, lm_len);
-	PUT_STR(server, server, server_len);
-	PUT_STR(tmpl, cc->tmpl, (size_t)tl);
-#undef PUT_STR
-	if (body_len > 0)
-		memcpy(p, body, body_len);
-	e->body = (const uint8_t *)p;
-	sp_cache_entry_seal(e);
 	now_tsc = rte_rdtsc();
 	e->fresh_until_tsc = now_tsc + (uint64_t)pr->cache_ttl_s * cc->hz;
 	e->stale_until_tsc = e->fresh_until_tsc + (uint64_t)pr->stale_if_error_s * cc->hz;

@@ -154,7 +154,6 @@ struct sp_cache_ctl {
 	uint64_t rej[CCR_MAX];
 	uint64_t rv[CCV_MAX];
 	uint64_t wt[CCW_MAX];
-	char tmpl[SP_CACHE_HEAD_MAX]; /* scratch: a stored head being built */
 };
 
 static inline void

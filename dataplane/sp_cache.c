@@ -2,6 +2,8 @@
  * counters and the fill buffers (the entries themselves are the control thread's). */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
@@ -82,4 +84,77 @@ sp_cache_fill_drop(struct sp_dp *dp, struct sp_cache_fill *fill)
 
 	__atomic_store_n(&c->ver[fill->ver_slot].fill_until, 0, __ATOMIC_RELEASE);
 	rte_mempool_put(c->fill_pool, fill);
+}
+
+struct sp_cache_entry *
+sp_cache_entry_new(uint16_t slot, const char *name, size_t name_len, uint64_t key_hash,
+		   const char *head, const struct sp_http_resp *r, const void *body,
+		   size_t body_len, int *err)
+{
+	struct sp_cache_tmpl_mark marks[SP_CACHE_TMPL_MARKS];
+	char tmpl[SP_CACHE_HEAD_MAX];
+	const char *etag, *lm, *server;
+	size_t etag_len = 0, lm_len = 0, server_len = 0, total;
+	unsigned int n_marks = 0;
+	struct sp_cache_entry *e;
+	char *p;
+	int tl;
+
+	tl = sp_cache_tmpl_build(head, r, tmpl, sizeof(tmpl), marks, &n_marks);
+	if (tl < 0) {
+		*err = -ENOSPC;
+		return NULL;
+	}
+	etag = sp_http_resp_header(head, r, "etag", &etag_len);
+	lm = sp_http_resp_header(head, r, "last-modified", &lm_len);
+	server = sp_http_resp_header(head, r, "server", &server_len);
+	if (etag_len > UINT16_MAX || lm_len > UINT16_MAX || server_len > UINT16_MAX ||
+	    name_len > UINT16_MAX) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	total = sizeof(*e) + name_len + 1 + etag_len + 1 + lm_len + 1 + server_len + 1 +
+		(size_t)tl + 1 + body_len;
+	e = rte_malloc("sp_cache_entry", total, RTE_CACHE_LINE_SIZE);
+	if (e == NULL) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	memset(e, 0, sizeof(*e));
+	e->key_hash = key_hash;
+	e->ver_slot = sp_cache_ver_slot(key_hash);
+	e->slot = slot;
+	e->name_len = (uint16_t)name_len;
+	e->etag_len = (uint16_t)etag_len;
+	e->lm_len = (uint16_t)lm_len;
+	e->server_len = (uint16_t)server_len;
+	e->tmpl_len = (uint16_t)tl;
+	e->n_marks = (uint8_t)n_marks;
+	memcpy(e->marks, marks, sizeof(marks[0]) * n_marks);
+	if (lm_len == 0 || sp_http_date_parse(lm, lm_len, &e->last_modified_s) != 0)
+		e->last_modified_s = INT64_MIN;
+	e->stored_s = (int64_t)time(NULL);
+	e->size = body_len;
+	/* what it costs: the block rounded to cache lines, plus the allocator's own header */
+	e->alloc_bytes = RTE_ALIGN_CEIL(total, RTE_CACHE_LINE_SIZE) + RTE_CACHE_LINE_SIZE;
+	p = e->data;
+#define PUT_STR(field, src, n)                                                                     \
+	do {                                                                                       \
+		e->field = p;                                                                      \
+		if ((n) > 0)                                                                       \
+			memcpy(p, (src), (n));                                                     \
+		p[(n)] = '\0';                                                                     \
+		p += (n) + 1;                                                                      \
+	} while (0)
+	PUT_STR(name, name, name_len);
+	PUT_STR(etag, etag, etag_len);
+	PUT_STR(last_modified, lm, lm_len);
+	PUT_STR(server, server, server_len);
+	PUT_STR(tmpl, tmpl, (size_t)tl);
+#undef PUT_STR
+	if (body_len > 0)
+		memcpy(p, body, body_len);
+	e->body = (const uint8_t *)p;
+	sp_cache_entry_seal(e);
+	return e;
 }

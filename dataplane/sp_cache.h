@@ -237,6 +237,19 @@ struct sp_dp;
 int sp_cache_create(struct sp_dp *dp, char *err, size_t errlen);
 /* Free the index and the fill pool (the entries are the control side's: freed before). */
 void sp_cache_destroy(struct sp_dp *dp);
+/*
+ * A new entry (rte_malloc, one block) of object (slot, name) from a storage node's 200 response:
+ * head (r: as sp_http_parse_response() parsed it) and body (body_len bytes): the stored head
+ * (sp_cache_tmpl_build), ETag, Last-Modified (and its time), Server, the body and its checksum
+ * sum, key_hash, ver_slot, stored_s, alloc_bytes. version, svc_gen, write_through and the
+ * freshness are the caller's to set. NULL with *err: -ENOSPC (the head does not make a
+ * template), -EINVAL (a value over 64 KiB), -ENOMEM.
+ */
+struct sp_cache_entry *sp_cache_entry_new(uint16_t slot, const char *name, size_t name_len,
+					  uint64_t key_hash, const char *head,
+					  const struct sp_http_resp *r, const void *body,
+					  size_t body_len, int *err);
+
 /* Put a fill back unused, releasing its claim (no handler, or the handler refusing it). */
 void sp_cache_fill_drop(struct sp_dp *dp, struct sp_cache_fill *fill);
 

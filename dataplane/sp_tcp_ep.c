@@ -13,7 +13,6 @@
 #include "sp_auth.h"
 #include "sp_cache.h"
 #include "sp_cache_http.h"
-#include "sp_conf.h"
 #include "sp_dp.h"
 #include "sp_flow.h"
 #include "sp_policy.h"
@@ -537,29 +536,6 @@ query_only_amz(const char *q, uint32_t len)
 static void reply_start(struct sp_worker *w, struct sp_flow *f, bool close, uint64_t now);
 static void close_idle(struct sp_worker *w, struct sp_flow *f, uint64_t now);
 
-/* The object's cache key: its path percent-decoded, as the service names objects (so "/b/%41"
- * and "/b/A" are one object). 0 if it does not fit out (SP_LOC_NAME_MAX bytes). */
-static uint32_t
-cache_name(const char *p, uint32_t len, char *out)
-{
-	uint32_t i, o = 0;
-	int hi, lo;
-
-	for (i = 0; i < len; i++) {
-		char c = p[i];
-
-		if (c == '%' && i + 2 < len && (hi = sp_conf_hexval(p[i + 1])) >= 0 &&
-		    (lo = sp_conf_hexval(p[i + 2])) >= 0) {
-			c = (char)(hi << 4 | lo);
-			i += 2;
-		}
-		if (o == SP_LOC_NAME_MAX)
-			return 0;
-		out[o++] = c;
-	}
-	return o;
-}
-
 /* The profile of the flow's service (NULL if it has none any more). */
 static inline const struct sp_svc_profile *
 profile_of(const struct sp_worker *w, const struct sp_flow *f)
@@ -675,6 +651,40 @@ hit_head(char *out, size_t cap, const struct sp_cache_entry *e, int status, uint
 	return (int)(o - out);
 }
 
+/* The Server (the node's, if it sent one) and Date lines at *op. */
+static int
+put_server_date(char **op, char *end, const struct sp_cache_entry *e,
+		const struct sp_cache_tmpl_vals *v)
+{
+	char *o = *op;
+
+	if (e->server_len > 0) {
+		PUTS(o, end, "Server: ");
+		PUTN(o, end, e->server, e->server_len);
+		PUTS(o, end, "\r\n");
+	}
+	PUTS(o, end, "Date: ");
+	PUTN(o, end, v->date, SP_HTTP_DATE_LEN);
+	PUTS(o, end, "\r\n");
+	*op = o;
+	return 0;
+}
+
+/* The request id lines at *op. */
+static int
+put_ids(char **op, char *end, const struct sp_cache_tmpl_vals *v)
+{
+	char *o = *op;
+
+	PUTS(o, end, "x-amz-request-id: ");
+	PUTN(o, end, v->reqid, 16);
+	PUTS(o, end, "\r\nx-amz-id-2: ");
+	PUTN(o, end, v->id2, 24);
+	PUTS(o, end, "\r\n");
+	*op = o;
+	return 0;
+}
+
 /* A 304 as the service answers one: Server, Date, the ids, ETag, Last-Modified. */
 static int
 hit_304(char *out, size_t cap, const struct sp_cache_entry *e, const struct sp_cache_tmpl_vals *v,
@@ -683,18 +693,8 @@ hit_304(char *out, size_t cap, const struct sp_cache_entry *e, const struct sp_c
 	char *o = out, *end = out + cap;
 
 	PUTS(o, end, "HTTP/1.1 304 Not Modified\r\n");
-	if (e->server_len > 0) {
-		PUTS(o, end, "Server: ");
-		PUTN(o, end, e->server, e->server_len);
-		PUTS(o, end, "\r\n");
-	}
-	PUTS(o, end, "Date: ");
-	PUTN(o, end, v->date, SP_HTTP_DATE_LEN);
-	PUTS(o, end, "\r\nx-amz-request-id: ");
-	PUTN(o, end, v->reqid, 16);
-	PUTS(o, end, "\r\nx-amz-id-2: ");
-	PUTN(o, end, v->id2, 24);
-	PUTS(o, end, "\r\n");
+	if (put_server_date(&o, end, e, v) != 0 || put_ids(&o, end, v) != 0)
+		return -ENOSPC;
 	if (e->etag_len > 0) {
 		PUTS(o, end, "ETag: ");
 		PUTN(o, end, e->etag, e->etag_len);
@@ -740,22 +740,15 @@ hit_error(char *out, size_t cap, const struct sp_cache_entry *e, const char *cod
 	*o++ = ' ';
 	PUTN(o, end, reason, strlen(reason));
 	PUTS(o, end, "\r\n");
-	if (e->server_len > 0) {
-		PUTS(o, end, "Server: ");
-		PUTN(o, end, e->server, e->server_len);
-		PUTS(o, end, "\r\n");
-	}
-	PUTS(o, end, "Date: ");
-	PUTN(o, end, v->date, SP_HTTP_DATE_LEN);
-	PUTS(o, end, "\r\nContent-Type: application/xml\r\nContent-Length: ");
+	if (put_server_date(&o, end, e, v) != 0)
+		return -ENOSPC;
+	PUTS(o, end, "Content-Type: application/xml\r\nContent-Length: ");
 	if (end - o < 24)
 		return -ENOSPC;
 	o += put_u64(o, blen);
-	PUTS(o, end, "\r\nx-amz-request-id: ");
-	PUTN(o, end, v->reqid, 16);
-	PUTS(o, end, "\r\nx-amz-id-2: ");
-	PUTN(o, end, v->id2, 24);
 	PUTS(o, end, "\r\n");
+	if (put_ids(&o, end, v) != 0)
+		return -ENOSPC;
 	if (strcmp(code, "InvalidRange") == 0) {
 		if (end - o < 64)
 			return -ENOSPC;
@@ -1030,7 +1023,7 @@ cache_write_through(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 	    b->len - b->head_len != r->content_length ||
 	    (uint64_t)b->len + SP_CACHE_HEAD_MAX > tw->cache->fill_cap)
 		return;
-	nlen = cache_name(d + r->path.off, r->path.len, name);
+	nlen = sp_cache_name(d + r->path.off, r->path.len, name, sizeof(name));
 	if (nlen == 0)
 		return;
 	cache_fill_start(w, f, name, nlen, SP_CACHE_FILL_PUT, now);
@@ -1057,7 +1050,7 @@ cache_invalidate_req(struct sp_worker *w, struct sp_flow *f)
 	uint32_t nlen;
 
 	if (segs == 2) {
-		nlen = cache_name(d + r->path.off, r->path.len, name);
+		nlen = sp_cache_name(d + r->path.off, r->path.len, name, sizeof(name));
 		if (nlen == 0)
 			return;
 		f->cached = 1;
@@ -1089,7 +1082,7 @@ cache_lookup(struct sp_worker *w, struct sp_flow *f, const struct sp_svc_profile
 
 	if (r->chunked || (r->has_content_length && r->content_length > 0) || r->version != 11)
 		return false;
-	nlen = cache_name(d + r->path.off, r->path.len, name);
+	nlen = sp_cache_name(d + r->path.off, r->path.len, name, sizeof(name));
 	if (nlen == 0)
 		return false;
 	f->cached = 1;
@@ -1136,7 +1129,7 @@ cache_stale_if_error(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 
 	if (!f->cached || (f->method != SP_LOC_GET && f->method != SP_LOC_HEAD))
 		return false;
-	nlen = cache_name(d + r->path.off, r->path.len, name);
+	nlen = sp_cache_name(d + r->path.off, r->path.len, name, sizeof(name));
 	e = nlen ? sp_cache_lookup(tw->cache, f->slot, name, nlen, f->ckey) : NULL;
 	if (e == NULL || !sp_cache_entry_valid(tw->cache, e) || now >= e->stale_until_tsc)
 		return false;

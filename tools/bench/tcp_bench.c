@@ -1272,74 +1272,30 @@ build_cached_response(struct bench *b)
 static int
 cache_put(struct bench *b)
 {
-	static char tmpl[SP_CACHE_HEAD_MAX];
 	struct sp_cache *c = b->dp->cache;
 	uint32_t name_len = (uint32_t)strlen(obj_name), head_len = b->resp_len - OBJ_SIZE;
-	struct sp_cache_tmpl_mark marks[SP_CACHE_TMPL_MARKS];
-	const char *etag, *lm, *server;
-	size_t etag_len, lm_len, server_len, total;
 	struct sp_http_resp r;
 	struct sp_cache_entry *e;
 	struct sp_cache_key key = {0};
-	unsigned int n_marks = 0;
-	int hl, tl;
-	char *p;
+	int hl, err;
 
 	if (c == NULL)
 		return -ENOENT;
 	hl = sp_http_parse_response(b->resp, head_len, head_len, &r);
 	if (hl != (int)head_len || r.status != 200 || r.content_length != OBJ_SIZE)
 		return -EINVAL;
-	tl = sp_cache_tmpl_build(b->resp, &r, tmpl, sizeof(tmpl), marks, &n_marks);
-	if (tl < 0)
-		return tl;
-	etag = sp_http_resp_header(b->resp, &r, "etag", &etag_len);
-	lm = sp_http_resp_header(b->resp, &r, "last-modified", &lm_len);
-	server = sp_http_resp_header(b->resp, &r, "server", &server_len);
-	if (etag == NULL || lm == NULL || server == NULL)
-		return -EINVAL;
-	total = sizeof(*e) + name_len + 1 + etag_len + 1 + lm_len + 1 + server_len + 1 +
-		(size_t)tl + 1 + OBJ_SIZE;
-	e = rte_malloc("sp_cache_entry", total, RTE_CACHE_LINE_SIZE);
-	if (e == NULL)
-		return -ENOMEM;
-	memset(e, 0, sizeof(*e));
+	/* as the control thread makes an entry from a fill (control/sp_cache_ctl.c) */
 	key.hash = sp_cache_hash(0, obj_name, name_len);
-	key.slot = 0;
-	e->key_hash = key.hash;
-	e->ver_slot = sp_cache_ver_slot(key.hash);
+	e = sp_cache_entry_new(0, obj_name, name_len, key.hash, b->resp, &r, b->resp + head_len,
+			       OBJ_SIZE, &err);
+	if (e == NULL)
+		return err;
+	if (e->etag_len == 0 || e->lm_len == 0 || e->server_len == 0) {
+		rte_free(e);
+		return -EINVAL;
+	}
 	e->version = __atomic_load_n(&c->ver[e->ver_slot].ver, __ATOMIC_ACQUIRE);
 	e->svc_gen = __atomic_load_n(&c->svc_gen[0], __ATOMIC_ACQUIRE);
-	e->slot = 0;
-	e->name_len = (uint16_t)name_len;
-	e->etag_len = (uint16_t)etag_len;
-	e->lm_len = (uint16_t)lm_len;
-	e->server_len = (uint16_t)server_len;
-	e->tmpl_len = (uint16_t)tl;
-	e->n_marks = (uint8_t)n_marks;
-	memcpy(e->marks, marks, sizeof(marks[0]) * n_marks);
-	if (sp_http_date_parse(lm, lm_len, &e->last_modified_s) != 0)
-		e->last_modified_s = INT64_MIN;
-	e->stored_s = (int64_t)time(NULL);
-	e->size = OBJ_SIZE;
-	e->alloc_bytes = RTE_ALIGN_CEIL(total, RTE_CACHE_LINE_SIZE) + RTE_CACHE_LINE_SIZE;
-	p = e->data;
-#define PUT_STR(field, src, n)                                                                     \
-	do {                                                                                       \
-		e->field = p;                                                                      \
-		memcpy(p, (src), (n));                                                             \
-		p[(n)] = '\0';                                                                     \
-		p += (n) + 1;                                                                      \
-	} while (0)
-	PUT_STR(name, obj_name, name_len);
-	PUT_STR(etag, etag, etag_len);
-	PUT_STR(last_modified, lm, lm_len);
-	PUT_STR(server, server, server_len);
-	PUT_STR(tmpl, tmpl, (size_t)tl);
-#undef PUT_STR
-	memcpy(p, b->resp + head_len, OBJ_SIZE);
-	e->body = (const uint8_t *)p;
-	sp_cache_entry_seal(e);
 	e->fresh_until_tsc = UINT64_MAX / 2;
 	e->stale_until_tsc = UINT64_MAX / 2;
 	if (rte_hash_add_key_data(c->index, &key, e) != 0) {
