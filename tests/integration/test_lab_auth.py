@@ -37,6 +37,9 @@ def up(tmp_path_factory):
         assert r.returncode == 0, f"lab.sh up failed:\n{r.stdout}{r.stderr}"
         assert "service s3 (10.79.0.10:80): direct path (auth first)" in r.stdout, r.stdout
         assert "client credentials of s3 registered with shortpathd" in r.stdout, r.stdout
+        # no cache: the requests counted here reach a storage node (test_lab_cache.py has both)
+        s = api("/v1/services/s3", "PATCH", {"cache": {"policy": "none"}})
+        assert s["cache"]["policy"] == "none", s
         with open(ENV_JSON) as f:
             env = json.load(f)
         work = tmp_path_factory.mktemp("auth")

@@ -5,14 +5,13 @@ import os
 import random
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
 import sphelpers as sp
+from test_lab_direct import api
 from test_lab_service import ENV_JSON, SVC, lab
 
-API = "http://127.0.0.1:9180"
 SPCTL = os.path.join(sp.ROOT, "tools", "spctl")
 BUDGET_KB = 4096  # the lab runs with --cache-kb 4096 here: the Zipf test overflows it
 GW = ("10.77.0.1", "02:77:00:00:00:01")
@@ -44,14 +43,6 @@ def up(tmp_path_factory):
     finally:
         r = lab("down")
         assert "exit 0; packet pool: 0 of" in r.stdout, r.stdout + r.stderr
-
-
-def api(path, method="GET", body=None):
-    req = urllib.request.Request(API + path, method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read() or b"{}")
 
 
 def events():
@@ -272,6 +263,26 @@ def test_writes_through_shortpathd_invalidate_at_once(up):
     assert r[0]["status"] == 204, r
     out = get(env, "sp-vm1", "w")
     assert out[0]["status"] == 404, out
+
+
+def test_small_put_is_written_through(up):
+    """A PUT whose whole body shortpathd holds (no Expect: 100-continue) goes direct and is
+    written through: once the storage node confirmed it (a conditional GET gives its
+    Last-Modified), the other VM's GET is a hit that answers exactly as the service does."""
+    env = up
+    data = os.urandom(3000)
+    get(env, "sp-vm1", "k1")  # sp-vm1's verdict: its PUT goes direct
+    wt = api("/v1/cache")["write_through"]
+    put(env, "wt", data, vm="sp-vm1", ctype="image/png", meta={"Owner": "lab"})
+    sp.wait_for(lambda: api("/v1/cache")["write_through"]["inserted"] > wt["inserted"], 5,
+                what="the write-through entry")
+    get(env, "sp-vm2", "k1")  # sp-vm2's verdict
+    ev = events()
+    mine = get(env, "sp-vm2", "wt")[0]
+    assert delta(ev, events(), "cache_hit")["cache_hit"] == 1
+    theirs = get(env, None, "wt")[0]
+    assert bytes.fromhex(mine["body"]) == data
+    assert comparable(mine) == comparable(theirs), (mine, theirs)
 
 
 def test_writes_it_cannot_see_are_stale_at_most_the_ttl(up):

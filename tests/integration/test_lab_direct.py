@@ -29,8 +29,9 @@ def up(tmp_path_factory):
         # auth none: every enhanced request goes direct (with auth first, a PUT whose signed
         # body shortpathd cannot hold, Expect: 100-continue or larger than a flow buffer, takes
         # the ordinary path unless its VM holds a verdict: test_lab_auth.py)
-        s = api("/v1/services/s3", "PATCH", {"auth": "none"})
+        s = api("/v1/services/s3", "PATCH", {"auth": "none", "cache": {"policy": "none"}})
         assert s["auth"] == "none" and s["path"] == "direct", s
+        # and no cache: every GET here must reach a storage node (test_lab_cache.py: the cache)
         with open(ENV_JSON) as f:
             env = json.load(f)
         work = tmp_path_factory.mktemp("direct")

@@ -35,7 +35,8 @@ import subprocess
 import sys
 import time
 
-from labbench import ENV_JSON, api, get_signer, load_env, set_auth, summary, tcp_events, test_object
+from labbench import (ENV_JSON, api, get_signer, load_env, restore, set_auth, summary, tcp_events,
+                      test_object)
 
 MODES = ("first", "hit", "none", "every")
 AUTH_OF = {"first": "first", "hit": "first", "none": "none", "every": "every-request",
@@ -158,7 +159,7 @@ def main():
                     s["verify_ns"] += ctl(a1, "verify", "sum_ns") - ctl(a0, "verify", "sum_ns")
         finally:
             c.close()
-            api("PATCH", "/v1/services/s3", {"auth": svc["auth"]})
+            restore(svc)
             api("PUT", cred, {"secret": sk})
 
     n = a.requests * a.rounds

@@ -19,7 +19,8 @@ import subprocess
 import sys
 import time
 
-from labbench import ENV_JSON, api, get_signer, load_env, set_auth, summary, tcp_events, test_object
+from labbench import (ENV_JSON, api, get_signer, load_env, restore, set_auth, summary, tcp_events,
+                      test_object)
 
 
 def measure(a):
@@ -91,7 +92,7 @@ def main():
                     for mode in m:
                         res[path][mode] += m[mode]["lat_us"]
         finally:
-            api("PATCH", "/v1/services/s3", {"auth": svc["auth"]})
+            restore(svc)
     result = {"size": a.size, "requests_per_path_and_mode": a.requests * a.rounds,
                "went_direct": went}
     for path in res:

@@ -34,10 +34,17 @@ def load_env(path=ENV_JSON):
 
 
 def set_auth(mode):
-    """Switch the lab's service s3 to auth mode; the workers have the new table once the API
-    answered, the pause lets a connection of the previous mode finish."""
-    api("PATCH", "/v1/services/s3", {"auth": mode})
+    """Switch the lab's service s3 to auth mode, its cache off (every GET measured goes to the
+    storage node or the service, none is a cache hit); the workers have the new table once the
+    API answered, the pause lets a connection of the previous mode finish. The caller restores
+    the service (restore())."""
+    api("PATCH", "/v1/services/s3", {"auth": mode, "cache": {"policy": "none"}})
     time.sleep(0.3)
+
+
+def restore(svc):
+    """The service s3 as it was (svc: its definition before set_auth)."""
+    api("PATCH", "/v1/services/s3", {"auth": svc["auth"], "cache": svc["cache"]})
 
 
 @contextlib.contextmanager
