@@ -578,7 +578,7 @@ def print_report(doc):
     cpp = [f"{mode} {sp[key]['cycles_per_packet']:.0f}" for mode, key in MODES
            if sp.get(key, {}).get("cycles_per_packet")]
     if cpp:
-        print(f"shortpath cycles per packet in (hit path): {', '.join(cpp)}")
+        print(f"shortpath cycles per packet, frames in + out (hit path): {', '.join(cpp)}")
     print(f"nginx cache: warm-up {' -> '.join(ng['warmup'])}; origin requests during the runs: "
           f"{ng['keep_alive']['origin_requests_during_run']} (keep-alive), "
           f"{ng['new_connection']['origin_requests_during_run']} (new connection)")
