@@ -207,8 +207,8 @@ handle_stats(struct sp_api *api, struct evhttp_request *req)
 	sp_api_send_json(req, HTTP_OK, root);
 }
 
-static void
-prom_family(struct evbuffer *b, const char *name, const char *type, const char *help)
+void
+sp_api_prom_family(struct evbuffer *b, const char *name, const char *type, const char *help)
 {
 	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -232,7 +232,7 @@ handle_metrics(struct sp_api *api, struct evhttp_request *req)
 		const struct sp_stat_scalar *sc = &sp_stats_port_scalars[i];
 
 		snprintf(name, sizeof(name), "sp_port_%s_total", sc->name);
-		prom_family(b, name, "counter", sc->help);
+		sp_api_prom_family(b, name, "counter", sc->help);
 		for (j = 0; j < dp->n_ports; j++)
 			evbuffer_add_printf(b, "%s{port=\"%s\",role=\"%s\"} %" PRIu64 "\n", name,
 					    dp->ports[j].name, sp_port_role_name(dp->ports[j].role),
@@ -242,7 +242,7 @@ handle_metrics(struct sp_api *api, struct evhttp_request *req)
 		const struct sp_stat_scalar *sc = &sp_stats_worker_scalars[i];
 
 		snprintf(name, sizeof(name), "sp_worker_%s_total", sc->name);
-		prom_family(b, name, "counter", sc->help);
+		sp_api_prom_family(b, name, "counter", sc->help);
 		for (w = 0; w < dp->n_workers; w++)
 			evbuffer_add_printf(b, "%s{worker=\"%u\",lcore=\"%u\"} %" PRIu64 "\n", name,
 					    w, dp->workers[w]->lcore,
@@ -252,7 +252,7 @@ handle_metrics(struct sp_api *api, struct evhttp_request *req)
 		const struct sp_stat_group *g = &sp_stats_worker_groups[i];
 
 		snprintf(name, sizeof(name), "sp_worker_%s_total", g->family);
-		prom_family(b, name, "counter", g->help);
+		sp_api_prom_family(b, name, "counter", g->help);
 		for (w = 0; w < dp->n_workers; w++)
 			for (j = g->first; j < g->n; j++)
 				evbuffer_add_printf(
@@ -260,25 +260,25 @@ handle_metrics(struct sp_api *api, struct evhttp_request *req)
 					name, w, dp->workers[w]->lcore, g->label, g->name(j),
 					sp_stats_group_u64(&ws[w], g, j));
 	}
-	prom_family(b, "sp_mac_events_total", "counter", "MAC table changes, by event");
+	sp_api_prom_family(b, "sp_mac_events_total", "counter", "MAC table changes, by event");
 	for (i = 0; i < SP_MAC_EV_MAX; i++)
 		evbuffer_add_printf(b, "sp_mac_events_total{event=\"%s\"} %" PRIu64 "\n",
 				    sp_mac_event_name(i), SP_CNT_GET(dp->mac_events[i]));
-	prom_family(b, "sp_mac_entries", "gauge", "entries in the MAC table");
+	sp_api_prom_family(b, "sp_mac_entries", "gauge", "entries in the MAC table");
 	evbuffer_add_printf(b, "sp_mac_entries %u\n", sp_mac_count(dp));
-	prom_family(b, "sp_mempool_in_use", "gauge", "mbufs allocated from the packet pool");
+	sp_api_prom_family(b, "sp_mempool_in_use", "gauge", "mbufs allocated from the packet pool");
 	evbuffer_add_printf(b, "sp_mempool_in_use %u\n", sp_dp_pool_in_use(dp));
-	prom_family(b, "sp_mempool_size", "gauge", "mbufs in the packet pool");
+	sp_api_prom_family(b, "sp_mempool_size", "gauge", "mbufs in the packet pool");
 	evbuffer_add_printf(b, "sp_mempool_size %u\n", dp->pool->size);
 	sp_redis_info(api->ctl->redis, &ri);
-	prom_family(b, "sp_redis_up", "gauge", "1 while the Redis connection is up");
+	sp_api_prom_family(b, "sp_redis_up", "gauge", "1 while the Redis connection is up");
 	evbuffer_add_printf(b, "sp_redis_up %d\n", ri.state == SP_REDIS_UP);
-	prom_family(b, "sp_redis_connects_total", "counter", "successful Redis handshakes");
+	sp_api_prom_family(b, "sp_redis_connects_total", "counter", "successful Redis handshakes");
 	evbuffer_add_printf(b, "sp_redis_connects_total %" PRIu64 "\n", ri.connects);
-	prom_family(b, "sp_redis_failures_total", "counter",
-		    "failed Redis connection attempts and lost connections");
+	sp_api_prom_family(b, "sp_redis_failures_total", "counter",
+			   "failed Redis connection attempts and lost connections");
 	evbuffer_add_printf(b, "sp_redis_failures_total %" PRIu64 "\n", ri.failures);
-	prom_family(b, "sp_uptime_seconds", "gauge", "seconds since shortpathd started");
+	sp_api_prom_family(b, "sp_uptime_seconds", "gauge", "seconds since shortpathd started");
 	evbuffer_add_printf(b, "sp_uptime_seconds %.3f\n",
 			    (double)(sp_ctl_now_ms() - api->ctl->start_ms) / 1000.0);
 	sp_services_metrics(api->ctl->services, b);

@@ -8,10 +8,13 @@
 struct sp_ctl;
 struct sp_api;
 struct evhttp_request;
+struct evbuffer;
 typedef struct json_t json_t;
 
 /* Reply with body (a new reference, consumed) as JSON. */
 void sp_api_send_json(struct evhttp_request *req, int code, json_t *body);
+/* The # HELP and # TYPE lines of a Prometheus metric family (/metrics). */
+void sp_api_prom_family(struct evbuffer *b, const char *name, const char *type, const char *help);
 /* Reply with {"error": CODE, "message": ..., "field": FIELD (if not NULL)}. */
 void sp_api_send_error(struct evhttp_request *req, int code, const char *ecode, const char *field,
 		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));

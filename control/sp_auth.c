@@ -1744,61 +1744,58 @@ sp_auth_telemetry(struct sp_auth *a, struct rte_tel_data *d)
 	return 0;
 }
 
-static void
-prom_family(struct evbuffer *b, const char *name, const char *type, const char *help)
-{
-	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 void
 sp_auth_metrics(struct sp_auth *a, struct evbuffer *b)
 {
 	const struct counters *c = &a->c;
 	unsigned int i;
 
-	prom_family(b, "sp_auth_credentials", "gauge", "client credentials held in memory");
+	sp_api_prom_family(b, "sp_auth_credentials", "gauge", "client credentials held in memory");
 	evbuffer_add_printf(b, "sp_auth_credentials %u\n",
 			    __atomic_load_n(&a->n_creds, __ATOMIC_RELAXED));
-	prom_family(b, "sp_auth_punts_total", "counter",
-		    "requests the workers sent to the control thread to verify");
+	sp_api_prom_family(b, "sp_auth_punts_total", "counter",
+			   "requests the workers sent to the control thread to verify");
 	evbuffer_add_printf(b, "sp_auth_punts_total %" PRIu64 "\n", SP_CNT_GET(c->punts));
-	prom_family(b, "sp_auth_verified_total", "counter",
-		    "verifications by result (ok: authentic and allowed; refused: an S3 error "
-		    "sent to the VM; undecided: the service authenticates)");
+	sp_api_prom_family(
+		b, "sp_auth_verified_total", "counter",
+		"verifications by result (ok: authentic and allowed; refused: an S3 error "
+		"sent to the VM; undecided: the service authenticates)");
 	evbuffer_add_printf(b, "sp_auth_verified_total{result=\"ok\"} %" PRIu64 "\n",
 			    SP_CNT_GET(c->ok));
 	evbuffer_add_printf(b, "sp_auth_verified_total{result=\"refused\"} %" PRIu64 "\n",
 			    SP_CNT_GET(c->refused));
 	evbuffer_add_printf(b, "sp_auth_verified_total{result=\"undecided\"} %" PRIu64 "\n",
 			    SP_CNT_GET(c->undecided));
-	prom_family(b, "sp_auth_refused_total", "counter", "refusals by reason");
+	sp_api_prom_family(b, "sp_auth_refused_total", "counter", "refusals by reason");
 	for (i = 1; i < SP_SIGV4_ERR_MAX; i++)
 		evbuffer_add_printf(b, "sp_auth_refused_total{reason=\"%s\"} %" PRIu64 "\n",
 				    sp_sigv4_error_name((int)i), SP_CNT_GET(c->refused_by[i]));
 	evbuffer_add_printf(b, "sp_auth_refused_total{reason=\"access_denied\"} %" PRIu64 "\n",
 			    SP_CNT_GET(c->access_denied));
-	prom_family(b, "sp_auth_undecided_total", "counter", "undecided verifications by reason");
+	sp_api_prom_family(b, "sp_auth_undecided_total", "counter",
+			   "undecided verifications by reason");
 	for (i = 0; i < UND_MAX; i++)
 		evbuffer_add_printf(b, "sp_auth_undecided_total{reason=\"%s\"} %" PRIu64 "\n",
 				    undecided_names[i], SP_CNT_GET(c->undecided_by[i]));
-	prom_family(b, "sp_auth_verdicts_total", "counter",
-		    "answers that let a worker install a verdict (auth = first)");
+	sp_api_prom_family(b, "sp_auth_verdicts_total", "counter",
+			   "answers that let a worker install a verdict (auth = first)");
 	evbuffer_add_printf(b, "sp_auth_verdicts_total %" PRIu64 "\n", SP_CNT_GET(c->verdicts));
 	/* the time as the locator resolver's: sum, count and max, and the buckets as a counter
 	 * family by upper bound (not cumulative) */
-	prom_family(b, "sp_auth_verify_seconds_total", "counter",
-		    "time spent verifying in the control thread");
+	sp_api_prom_family(b, "sp_auth_verify_seconds_total", "counter",
+			   "time spent verifying in the control thread");
 	evbuffer_add_printf(b, "sp_auth_verify_seconds_total %.9f\n",
 			    (double)SP_CNT_GET(c->verify_sum_ns) / 1e9);
-	prom_family(b, "sp_auth_verifications_total", "counter", "verifications timed");
+	sp_api_prom_family(b, "sp_auth_verifications_total", "counter", "verifications timed");
 	evbuffer_add_printf(b, "sp_auth_verifications_total %" PRIu64 "\n",
 			    SP_CNT_GET(c->verify_count));
-	prom_family(b, "sp_auth_verify_seconds_max", "gauge", "slowest verification");
+	sp_api_prom_family(b, "sp_auth_verify_seconds_max", "gauge", "slowest verification");
 	evbuffer_add_printf(b, "sp_auth_verify_seconds_max %.9f\n",
 			    (double)SP_CNT_GET(c->verify_max_ns) / 1e9);
-	prom_family(b, "sp_auth_verify_time_total", "counter",
-		    "verifications by time: below_us is the bucket's upper bound in microseconds "
-		    "(each verification counted in one bucket)");
+	sp_api_prom_family(
+		b, "sp_auth_verify_time_total", "counter",
+		"verifications by time: below_us is the bucket's upper bound in microseconds "
+		"(each verification counted in one bucket)");
 	for (i = 0; i < HIST_N; i++) {
 		if (i < HIST_N - 1)
 			evbuffer_add_printf(b,

@@ -142,12 +142,6 @@ sp_cache_telemetry(struct sp_cache_ctl *cc, struct rte_tel_data *d)
 	return 0;
 }
 
-static void
-prom_family(struct evbuffer *b, const char *name, const char *type, const char *help)
-{
-	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 void
 sp_cache_metrics(struct sp_cache_ctl *cc, struct evbuffer *b)
 {
@@ -160,28 +154,28 @@ sp_cache_metrics(struct sp_cache_ctl *cc, struct evbuffer *b)
 	n = gauges(cc, g);
 	for (i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "shortpath_cache_%s", g[i].name);
-		prom_family(b, name, "gauge", g[i].help);
+		sp_api_prom_family(b, name, "gauge", g[i].help);
 		evbuffer_add_printf(b, "%s %" PRIu64 "\n", name, g[i].v);
 	}
 	for (i = 0; i < CC_MAX; i++) {
 		snprintf(name, sizeof(name), "shortpath_cache_%s_total", sp_cache_event_names[i]);
-		prom_family(b, name, "counter", sp_cache_event_help[i]);
+		sp_api_prom_family(b, name, "counter", sp_cache_event_help[i]);
 		evbuffer_add_printf(b, "%s %" PRIu64 "\n", name, SP_CNT_GET(cc->ev[i]));
 	}
-	prom_family(b, "shortpath_cache_fills_rejected_by_total", "counter",
-		    "fills refused, by reason");
+	sp_api_prom_family(b, "shortpath_cache_fills_rejected_by_total", "counter",
+			   "fills refused, by reason");
 	for (i = 0; i < CCR_MAX; i++)
 		evbuffer_add_printf(
 			b, "shortpath_cache_fills_rejected_by_total{reason=\"%s\"} %" PRIu64 "\n",
 			sp_cache_reject_names[i], SP_CNT_GET(cc->rej[i]));
-	prom_family(b, "shortpath_cache_revalidations_total", "counter",
-		    "revalidations of entries (policy verify), by outcome");
+	sp_api_prom_family(b, "shortpath_cache_revalidations_total", "counter",
+			   "revalidations of entries (policy verify), by outcome");
 	for (i = 0; i < CCV_MAX; i++)
 		evbuffer_add_printf(
 			b, "shortpath_cache_revalidations_total{outcome=\"%s\"} %" PRIu64 "\n",
 			sp_cache_reval_names[i], SP_CNT_GET(cc->rv[i]));
-	prom_family(b, "shortpath_cache_write_through_total", "counter",
-		    "write-through fills, by outcome");
+	sp_api_prom_family(b, "shortpath_cache_write_through_total", "counter",
+			   "write-through fills, by outcome");
 	for (i = 0; i < CCW_MAX; i++)
 		evbuffer_add_printf(
 			b, "shortpath_cache_write_through_total{outcome=\"%s\"} %" PRIu64 "\n",
@@ -189,8 +183,9 @@ sp_cache_metrics(struct sp_cache_ctl *cc, struct evbuffer *b)
 	n = sp_cache_worker_sums(cc, names, vals, WORKER_EVENTS_MAX);
 	if (n == 0)
 		return;
-	prom_family(b, "shortpath_cache_worker_events_total", "counter",
-		    "the workers' cache events summed (hits, misses, fills, bytes served, ...)");
+	sp_api_prom_family(
+		b, "shortpath_cache_worker_events_total", "counter",
+		"the workers' cache events summed (hits, misses, fills, bytes served, ...)");
 	for (i = 0; i < n; i++)
 		evbuffer_add_printf(
 			b, "shortpath_cache_worker_events_total{event=\"%s\"} %" PRIu64 "\n",
