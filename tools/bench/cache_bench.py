@@ -22,7 +22,6 @@ or tcp_bench failed in a mode it has; 2 on bad usage; 128 + signal number when i
 """
 
 import argparse
-import ctypes
 import http.client
 import json
 import os
@@ -34,6 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+# the benchmarks' common process handling: Ctrl-C unwinds, children die with the benchmark
+from fwd_bench import Interrupted, _child_setup, _on_signal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -116,26 +118,6 @@ def log(msg):
 
 class Failed(Exception):
     """A precondition or a measurement failed: message for the user, exit 1."""
-
-
-class Interrupted(BaseException):
-    """SIGINT/SIGTERM arrived: unwind through every finally, then exit 128 + signal."""
-
-
-def _on_signal(signum, _frame):
-    raise Interrupted(signum)
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
-
-
-def _child_setup():
-    """In the child before exec: default signal dispositions, die with the benchmark."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def free_tcp_ports(n):
