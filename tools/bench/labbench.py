@@ -33,12 +33,13 @@ def load_env(path=ENV_JSON):
         return json.load(f)
 
 
-def set_auth(mode):
-    """Switch the lab's service s3 to auth mode, its cache off (every GET measured goes to the
-    storage node or the service, none is a cache hit); the workers have the new table once the
-    API answered, the pause lets a connection of the previous mode finish. The caller restores
-    the service (restore())."""
-    api("PATCH", "/v1/services/s3", {"auth": mode, "cache": {"policy": "none"}})
+def set_auth(mode, cache="none"):
+    """Switch the lab's service s3 to auth mode and cache policy cache (default off: every GET
+    measured goes to the storage node or the service, none is a cache hit; "ttl": 600 s); the
+    workers have the new table once the API answered, the pause lets a connection of the
+    previous mode finish. The caller restores the service (restore())."""
+    api("PATCH", "/v1/services/s3",
+        {"auth": mode, "cache": {"policy": cache, "ttl_s": 600 if cache != "none" else 0}})
     time.sleep(0.3)
 
 
