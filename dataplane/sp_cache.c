@@ -37,6 +37,7 @@ sp_cache_create(struct sp_dp *dp, char *err, size_t errlen)
 	c->entries = (uint32_t)cfg->cache_entries;
 	c->admission = (uint8_t)cfg->cache_admission;
 	c->fill_timeout_tsc = rte_get_tsc_hz() * (uint64_t)cfg->cache_fill_timeout_ms / 1000;
+	c->wait_tsc = rte_get_tsc_hz() * (uint64_t)cfg->cache_coalesce_wait_ms / 1000;
 	c->fill_cap = (uint32_t)(SP_CACHE_HEAD_MAX + c->max_object);
 	c->ver = rte_zmalloc("sp_cache_ver", sizeof(*c->ver) * SP_CACHE_VER_SLOTS,
 			     RTE_CACHE_LINE_SIZE);

@@ -126,6 +126,7 @@ struct sp_cache {
 	uint64_t budget;	       /* bytes */
 	uint32_t entries;	       /* index capacity */
 	uint64_t fill_timeout_tsc;
+	uint64_t wait_tsc; /* [cache] coalesce_wait_ms (0: a miss never waits for a fill) */
 	uint8_t admission; /* [cache] admission: 0 all, 1 second-hit */
 };
 

@@ -22,6 +22,7 @@
 #define SP_FLOW_NONE UINT32_MAX
 #define SP_FLOW_INSERT_MAX 512 /* bytes a rewritten head may grow by (path, credential, close) */
 #define SP_FLOW_OUR_WSCALE 7   /* the window scale shortpath offers a VM that offers one */
+#define SP_CACHE_WAITERS 64    /* misses per worker waiting for a fill at once */
 
 /* A flow's key as the packet carries it (network byte order): source, then destination. */
 struct sp_flow_key {
@@ -55,11 +56,14 @@ struct sp_flow {
 	uint8_t reply_close : 1; /* REPLY: FIN after the reply, then the flow ends; else the
 				  * connection is kept alive for the next request */
 	uint8_t ack_due : 1;	 /* the VM's data is held but not acknowledged yet */
-	uint8_t cached : 1;	 /* the request's object has a cache key (ckey) */
-	uint8_t vm_ws;		 /* the VM's window scale (if ws) */
-	uint8_t be_ws;		 /* the backend's (if ws and it answered with one) */
-	uint8_t method;		 /* enum sp_loc_method, or 0xff */
-	uint16_t mss;		 /* the cookie's MSS: what the VM takes */
+	uint8_t cached : 1;
+	uint8_t cache_waited : 1;
+	/* this request waited for a fill already */ /* the request's object has a cache key
+							(ckey) */
+	uint8_t vm_ws;				     /* the VM's window scale (if ws) */
+	uint8_t be_ws;	/* the backend's (if ws and it answered with one) */
+	uint8_t method; /* enum sp_loc_method, or 0xff */
+	uint16_t mss;	/* the cookie's MSS: what the VM takes */
 	uint16_t be_mss;
 	uint16_t port_idx;	    /* the VM's port */
 	uint16_t slot;		    /* the service */
@@ -173,8 +177,11 @@ struct sp_tcp_worker {
 	uint64_t cookie_tsc;	    /* TSC cycles per cookie clock second (64 of them per period) */
 	struct sp_worker_stats *ws; /* the worker's counters */
 	struct sp_cache *cache;	    /* dp->cache (NULL: no cache) */
-	uint64_t reqid;		    /* request ids of shortpath's own answers */
-	int64_t date_s;		    /* the second date[] is for */
+	uint16_t n_wait;	    /* misses waiting for a fill (CACHE_WAIT), checked each poll */
+	uint32_t wait_idx[SP_CACHE_WAITERS];
+	uint32_t wait_gen[SP_CACHE_WAITERS];
+	uint64_t reqid; /* request ids of shortpath's own answers */
+	int64_t date_s; /* the second date[] is for */
 	char date[SP_HTTP_DATE_LEN];
 };
 

@@ -874,8 +874,11 @@ cache_serve(struct sp_worker *w, struct sp_flow *f, struct sp_cache_entry *e, ui
 	reply_start(w, f, close, now);
 }
 
-/* Start copying the response to a plain GET of the flow's object for the cache. */
-static void
+/*
+ * Start copying the response to a plain GET of the flow's object (or a PUT's body) for the
+ * cache. 1: started; 0: a fill of the object is in flight already; -ENOBUFS: no fill buffer.
+ */
+static int
 cache_fill_start(struct sp_worker *w, struct sp_flow *f, const char *name, uint32_t nlen,
 		 uint8_t kind, uint64_t now)
 {
@@ -890,12 +893,12 @@ cache_fill_start(struct sp_worker *w, struct sp_flow *f, const char *name, uint3
 	    !__atomic_compare_exchange_n(&c->ver[vs].fill_until, &until, now + c->fill_timeout_tsc,
 					 false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
 		SP_TCP_CNT(tw, CACHE_FILL_COALESCED);
-		return;
+		return 0;
 	}
 	if (rte_mempool_get(c->fill_pool, &obj) != 0) {
 		__atomic_store_n(&c->ver[vs].fill_until, 0, __ATOMIC_RELEASE);
 		SP_TCP_CNT(tw, CACHE_FILL_NOBUF);
-		return;
+		return -ENOBUFS;
 	}
 	fl = obj;
 	fl->worker = (uint16_t)w->index;
@@ -912,6 +915,32 @@ cache_fill_start(struct sp_worker *w, struct sp_flow *f, const char *name, uint3
 	f->fill = fl;
 	f->fill_base = 0;
 	SP_TCP_CNT(tw, CACHE_FILL_START);
+	return 1;
+}
+
+/* A miss of an object another request is filling: the flow waits for that fill (true), or
+ * not (false: no room among the waiters, waiting is off, or this request waited already). */
+static bool
+cache_wait(struct sp_worker *w, struct sp_flow *f, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	uint32_t idx = sp_flow_index(tw, f), i;
+
+	if (tw->cache->wait_tsc == 0 || f->cache_waited)
+		return false;
+	for (i = 0; i < tw->n_wait && tw->wait_idx[i] != idx; i++)
+		;
+	if (i == SP_CACHE_WAITERS)
+		return false;
+	if (i == tw->n_wait)
+		tw->n_wait++;
+	tw->wait_idx[i] = idx;
+	tw->wait_gen[i] = f->gen;
+	f->cache_waited = 1;
+	f->state = SP_FLOW_CACHE_WAIT;
+	f->timer_tsc = now + tw->cache->wait_tsc;
+	SP_TCP_CNT(tw, CACHE_WAIT);
+	return true;
 }
 
 /* The fill is whole: to the control thread. */
@@ -1103,16 +1132,65 @@ cache_lookup(struct sp_worker *w, struct sp_flow *f, const struct sp_svc_profile
 			cache_serve(w, f, e, now);
 			return true;
 		}
-		SP_TCP_CNT(tw, CACHE_EXPIRED);
+		if (!f->cache_waited)
+			SP_TCP_CNT(tw, CACHE_EXPIRED);
 	}
-	SP_TCP_CNT(tw, CACHE_MISS);
+	if (!f->cache_waited) /* a request that waited for a fill was counted before */
+		SP_TCP_CNT(tw, CACHE_MISS);
 	if (r->method == SP_HTTP_METHOD_GET &&
 	    !(r->hdr_present &
 	      (1u << SP_HTTP_HDR_RANGE | 1u << SP_HTTP_HDR_IF_MATCH |
 	       1u << SP_HTTP_HDR_IF_NONE_MATCH | 1u << SP_HTTP_HDR_IF_MODIFIED_SINCE |
-	       1u << SP_HTTP_HDR_IF_UNMODIFIED_SINCE)))
-		cache_fill_start(w, f, name, nlen, SP_CACHE_FILL_GET, now);
+	       1u << SP_HTTP_HDR_IF_UNMODIFIED_SINCE)) &&
+	    cache_fill_start(w, f, name, nlen, SP_CACHE_FILL_GET, now) == 0 &&
+	    cache_wait(w, f, now))
+		return true;
 	return false;
+}
+
+static void route(struct sp_worker *w, struct sp_flow *f, uint64_t now);
+
+/* The misses waiting for a fill (once per poll): answered once the entry is there; sent on
+ * their way once the fill is given up or their wait is over. */
+static void
+cache_waiters(struct sp_worker *w, uint64_t now)
+{
+	struct sp_tcp_worker *tw = tcpw(w);
+	struct sp_cache *c = tw->cache;
+	char name[SP_LOC_NAME_MAX];
+	struct sp_cache_entry *e;
+	uint32_t i = 0, nlen;
+	uint64_t until;
+
+	while (i < tw->n_wait) {
+		struct sp_flow *f = &tw->flows[tw->wait_idx[i]];
+		const struct sp_http_req *r;
+
+		if (f->gen != tw->wait_gen[i] || f->state != SP_FLOW_CACHE_WAIT) {
+			tw->n_wait--; /* gone, or on its way: the last one takes its place */
+			tw->wait_idx[i] = tw->wait_idx[tw->n_wait];
+			tw->wait_gen[i] = tw->wait_gen[tw->n_wait];
+			continue;
+		}
+		i++;
+		r = &f->buf->req;
+		nlen = sp_cache_name(fbuf_data(tw, f->buf) + r->path.off, r->path.len, name,
+				     sizeof(name));
+		e = sp_cache_lookup(c, f->slot, name, nlen, f->ckey);
+		if (e != NULL && sp_cache_entry_valid(c, e) && now < e->fresh_until_tsc) {
+			SP_TCP_CNT(tw, CACHE_WAIT_HIT);
+			f->timer_tsc = 0;
+			cache_serve(w, f, e, now);
+			continue;
+		}
+		until = __atomic_load_n(&c->ver[sp_cache_ver_slot(f->ckey)].fill_until,
+					__ATOMIC_ACQUIRE);
+		if (until != 0 && now < until && now < f->timer_tsc)
+			continue; /* the fill is still on its way */
+		SP_TCP_CNT(tw, CACHE_WAIT_MISS);
+		f->timer_tsc = 0;
+		route(w, f, now);
+	}
 }
 
 /* The storage side failed for a GET or HEAD: its entry, past its TTL but within
@@ -1667,6 +1745,7 @@ reply_done(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 	f->body_len = 0;
 	f->method = 0xff;
 	f->cached = 0;
+	f->cache_waited = 0;
 	f->presigned = 0;
 	/* a later bind starts the backend's sequence spaces here: what is held is byte 1 of the
 	 * backend connection, the backend's byte 1 the VM's next */
@@ -1988,6 +2067,7 @@ sp_tcp_from_vm(struct sp_worker *w, struct rte_mbuf *m, const struct sp_pkt_info
 	case SP_FLOW_BODY:
 	case SP_FLOW_AUTHENTICATING:
 	case SP_FLOW_RESOLVING:
+	case SP_FLOW_CACHE_WAIT:
 	case SP_FLOW_CONNECTING:
 		if (s.flags & F_RST) {
 			SP_TCP_CNT(tw, VM_RST);
@@ -2275,6 +2355,11 @@ flow_timer(struct sp_worker *w, struct sp_flow *f, uint64_t now)
 		SP_TCP_CNT(tw, LOC_TIMEOUT);
 		resume(w, f, NULL, now);
 		return;
+	case SP_FLOW_CACHE_WAIT: /* cache_waiters() missed it (it runs each poll): on its way */
+		SP_TCP_CNT(tw, CACHE_WAIT_MISS);
+		f->timer_tsc = 0;
+		route(w, f, now);
+		return;
 	case SP_FLOW_BODY: /* the signed body is late: its signature is checked, not the body */
 		auth_punt(w, f, 0, true, now);
 		return;
@@ -2351,6 +2436,8 @@ sp_tcp_poll(struct sp_worker *w, uint64_t now)
 		auth_answer(w, msgs[i], now);
 		rte_mempool_put(w->dp->auth_pool, msgs[i]);
 	}
+	if (tw->n_wait > 0)
+		cache_waiters(w, now);
 	if (tw->live == 0)
 		return;
 	for (k = 0; k < SWEEP_PER_POLL; k++) {

@@ -84,8 +84,11 @@ struct rte_tel_data;
 	X(CACHE_FILL_DONE, "cache_fill_done")	/* ... handed to the control thread */             \
 	X(CACHE_FILL_ABORT, "cache_fill_abort") /* ... given up (not cacheable, gap, closed) */    \
 	X(CACHE_FILL_COALESCED, "cache_fill_coalesced") /* a fill of the object already runs */    \
-	X(CACHE_FILL_NOBUF, "cache_fill_nobuf")		/* no fill buffer free */                  \
-	X(CACHE_WRITE_THROUGH, "cache_write_through")	/* PUT bodies copied for the cache */      \
+	X(CACHE_WAIT, "cache_wait")			/* ... and the miss waited for it */       \
+	X(CACHE_WAIT_HIT, "cache_wait_hit")		/* ... then was answered from the cache */ \
+	X(CACHE_WAIT_MISS, "cache_wait_miss")	/* ... it did not land in time: fetched itself */  \
+	X(CACHE_FILL_NOBUF, "cache_fill_nobuf") /* no fill buffer free */                          \
+	X(CACHE_WRITE_THROUGH, "cache_write_through") /* PUT bodies copied for the cache */        \
 	X(CACHE_INVALIDATE,                                                                        \
 	  "cache_invalidate")		    /* writes that invalidated an object (or bucket) */    \
 	X(BE_SYN_TX, "be_syn_tx")	    /* backend SYNs (first tries) */                       \
@@ -127,6 +130,7 @@ enum sp_tcp_event {
 	X(BODY, "body")			    /* head held, reading a signed body to verify it */    \
 	X(AUTHENTICATING, "authenticating") /* waiting for the control thread's verification */    \
 	X(RESOLVING, "resolving")   /* head held, waiting for the control thread's locator */      \
+	X(CACHE_WAIT, "cache_wait") /* a miss waiting for another request's fill of its object */  \
 	X(CONNECTING, "connecting") /* SYN sent to the chosen target */                            \
 	X(SPLICE, "splice")	    /* bound: segments translated both ways */                     \
 	X(REPLY, "reply")	    /* shortpath answers the VM itself (an S3 error) and closes */ \

@@ -152,6 +152,10 @@ const struct sp_conf_key sp_conf_keys[] = {
 	{"cache", "fill_timeout_ms", SP_CONF_INT, "5000", 100, 600000, NULL, false,
 	 CFG(cache_fill_timeout_ms), 0,
 	 "a fill not finished in this long is abandoned (and another request may start one)"},
+	{"cache", "coalesce_wait_ms", SP_CONF_INT, "100", 0, 10000, NULL, false,
+	 CFG(cache_coalesce_wait_ms), 0,
+	 "a miss of an object whose fill is in flight waits this long for it (then fetches the "
+	 "object itself); 0 = never wait"},
 	{"cache", "revalidate_timeout_ms", SP_CONF_INT, "2000", 50, 60000, NULL, false,
 	 CFG(cache_revalidate_timeout_ms), 0,
 	 "policy verify: a revalidation unanswered this long failed (stale-if-error applies)"},

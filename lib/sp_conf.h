@@ -95,6 +95,7 @@ struct sp_conf {
 	int64_t cache_fills;
 	int64_t cache_admission; /* 0: all, 1: second-hit */
 	int64_t cache_fill_timeout_ms;
+	int64_t cache_coalesce_wait_ms;
 	int64_t cache_revalidate_timeout_ms;
 	/* [keys] */
 	char node_keys[SP_CONF_STR_LEN];

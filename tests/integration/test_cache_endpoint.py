@@ -744,37 +744,75 @@ def test_not_cacheable(cache_lab):
 # ---- 10. coalescing ----------------------------------------------------------------------------
 
 def test_concurrent_misses_coalesce(cache_lab):
-    """Two GETs of the same uncached object on two connections at once: one fill
-    (cache_fill_start 1, cache_fill_coalesced 1); both answered by the node; one entry."""
-    lab = cache_lab("coal")
+    """Two GETs of the same uncached object on two connections at once: one fill, one request
+    to the node (cache_fill_start 1, cache_fill_coalesced 1); the second GET waits for that fill
+    (cache_wait) and is answered from the cache once it landed (cache_wait_hit), nothing of it
+    on the uplink; one entry."""
+    lab = cache_lab("coal", extra_config="coalesce_wait_ms = 5000\n")
     c1, c2 = Client(lab, 40901, isn=1), Client(lab, 40902, isn=2)
+    n1 = Backend(lab, c1, NODE1, 80, isn=0x10000000)
+    head = get()
+    c1.open(head)
+    n1.expect_syn(timeout=5)
+    c2.open(head)  # held: it waits for c1's fill
+    lab.event(syn_rx=2, synack_tx=2, cookie_ok=2, requests=2, loc_miss=1, loc_resolved=1,
+              bind_node=1, be_syn_tx=1, cache_miss=2, cache_fill_start=1,
+              cache_fill_coalesced=1, cache_wait=1)
+    lab.check_tcp()
+    n1.synack()
+    n1.expect_handshake_ack()
+    pre, post = rewritten(b"GET", NODE_PATH.encode(), head)
+    new = n1.expect_data(len(pre) + CRED_LEN + len(post))
+    check_node_head(new, b"GET", NODE_PATH.encode(), head)
+    sp = Splice(c1, n1, delta_c=len(new) - len(head))
+    sp.from_be(node_200(), "FPA")
+    sp.from_vm(b"", "FA")
+    sp.from_be(b"", "A")
+    lab.event(closed=1, flow_freed=1, cache_fill_done=1)
+    status, fields, body = read_reply(lab, c2)
+    assert status == "HTTP/1.1 200 OK" and body == BODY, (status, fields)
+    assert ("Content-Length", str(len(BODY))) in fields, fields
+    vm_close(lab, c2)
+    lab.event(cache_wait_hit=1, cache_hit=1, cache_200=1, cache_bytes=len(BODY))
+    lab.wait_entry()
+    lab.check_tcp()
+    assert lab.cache()["fills"] == 1 and lab.cache()["inserted"] == 1, lab.cache()
+    finish(lab)
+
+
+def test_waiting_miss_fetches_itself_when_the_fill_fails(cache_lab):
+    """The first GET's response is not cacheable (a 404): its fill is given up, and the GET
+    that waited for it goes to the node itself (cache_wait_miss)."""
+    lab = cache_lab("coalfail", extra_config="coalesce_wait_ms = 5000\n")
+    c1, c2 = Client(lab, 40911, isn=1), Client(lab, 40912, isn=2)
     n1 = Backend(lab, c1, NODE1, 80, isn=0x10000000)
     n2 = Backend(lab, c2, NODE1, 80, isn=0x20000000)
     head = get()
     c1.open(head)
     n1.expect_syn(timeout=5)
     c2.open(head)
-    n2.expect_syn(timeout=3)
-    sps = []
-    for c, n in ((c1, n1), (c2, n2)):
-        n.synack()
-        n.expect_handshake_ack()
-        pre, post = rewritten(b"GET", NODE_PATH.encode(), head)
-        new = n.expect_data(len(pre) + CRED_LEN + len(post))
-        check_node_head(new, b"GET", NODE_PATH.encode(), head)
-        sps.append(Splice(c, n, delta_c=len(new) - len(head)))
-    resp = node_200()
-    for sp in sps:
-        sp.from_be(resp, "FPA")
-    for sp in sps:
-        sp.from_vm(b"", "FA")
-        sp.from_be(b"", "A")
+    lab.event(cache_wait=1)
+    n1.synack()
+    n1.expect_handshake_ack()
+    pre, post = rewritten(b"GET", NODE_PATH.encode(), head)
+    new = n1.expect_data(len(pre) + CRED_LEN + len(post))
+    sp1 = Splice(c1, n1, delta_c=len(new) - len(head))
+    sp1.from_be(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", "FPA")
+    n2.expect_syn(timeout=3)  # the fill was given up: the waiting GET goes itself
+    n2.synack()
+    n2.expect_handshake_ack()
+    new2 = n2.expect_data(len(pre) + CRED_LEN + len(post))
+    sp2 = Splice(c2, n2, delta_c=len(new2) - len(head))
+    sp2.from_be(node_200(), "FPA")
+    for s in (sp1, sp2):
+        s.from_vm(b"", "FA")
+        s.from_be(b"", "A")
     lab.event(syn_rx=2, synack_tx=2, cookie_ok=2, requests=2, loc_miss=1, loc_resolved=1,
               loc_hit=1, bind_node=2, be_syn_tx=2, closed=2, flow_freed=2, cache_miss=2,
-              cache_fill_start=1, cache_fill_coalesced=1, cache_fill_done=1)
+              cache_fill_start=2, cache_fill_coalesced=1, cache_fill_abort=1, cache_fill_done=1,
+              cache_wait_miss=1)
     lab.wait_entry()
     lab.check_tcp()
-    assert lab.cache()["fills"] == 1 and lab.cache()["inserted"] == 1, lab.cache()
     finish(lab)
 
 
