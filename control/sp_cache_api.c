@@ -142,6 +142,21 @@ sp_cache_telemetry(struct sp_cache_ctl *cc, struct rte_tel_data *d)
 	return 0;
 }
 
+/* One counter family shortpath_cache_<family>_total{label="names[i]"} vals[i], i < n. */
+static void
+labelled(struct evbuffer *b, const char *family, const char *help, const char *label,
+	 const char *const *names, const uint64_t *vals, unsigned int n)
+{
+	char name[96];
+	unsigned int i;
+
+	snprintf(name, sizeof(name), "shortpath_cache_%s_total", family);
+	sp_api_prom_family(b, name, "counter", help);
+	for (i = 0; i < n; i++)
+		evbuffer_add_printf(b, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, names[i],
+				    SP_CNT_GET(vals[i]));
+}
+
 void
 sp_cache_metrics(struct sp_cache_ctl *cc, struct evbuffer *b)
 {
@@ -162,34 +177,18 @@ sp_cache_metrics(struct sp_cache_ctl *cc, struct evbuffer *b)
 		sp_api_prom_family(b, name, "counter", sp_cache_event_help[i]);
 		evbuffer_add_printf(b, "%s %" PRIu64 "\n", name, SP_CNT_GET(cc->ev[i]));
 	}
-	sp_api_prom_family(b, "shortpath_cache_fills_rejected_by_total", "counter",
-			   "fills refused, by reason");
-	for (i = 0; i < CCR_MAX; i++)
-		evbuffer_add_printf(
-			b, "shortpath_cache_fills_rejected_by_total{reason=\"%s\"} %" PRIu64 "\n",
-			sp_cache_reject_names[i], SP_CNT_GET(cc->rej[i]));
-	sp_api_prom_family(b, "shortpath_cache_revalidations_total", "counter",
-			   "revalidations of entries (policy verify), by outcome");
-	for (i = 0; i < CCV_MAX; i++)
-		evbuffer_add_printf(
-			b, "shortpath_cache_revalidations_total{outcome=\"%s\"} %" PRIu64 "\n",
-			sp_cache_reval_names[i], SP_CNT_GET(cc->rv[i]));
-	sp_api_prom_family(b, "shortpath_cache_write_through_total", "counter",
-			   "write-through fills, by outcome");
-	for (i = 0; i < CCW_MAX; i++)
-		evbuffer_add_printf(
-			b, "shortpath_cache_write_through_total{outcome=\"%s\"} %" PRIu64 "\n",
-			sp_cache_wt_names[i], SP_CNT_GET(cc->wt[i]));
+	labelled(b, "fills_rejected_by", "fills refused, by reason", "reason",
+		 sp_cache_reject_names, cc->rej, CCR_MAX);
+	labelled(b, "revalidations", "revalidations of entries (policy verify), by outcome",
+		 "outcome", sp_cache_reval_names, cc->rv, CCV_MAX);
+	labelled(b, "write_through", "write-through fills, by outcome", "outcome",
+		 sp_cache_wt_names, cc->wt, CCW_MAX);
 	n = sp_cache_worker_sums(cc, names, vals, WORKER_EVENTS_MAX);
-	if (n == 0)
-		return;
-	sp_api_prom_family(
-		b, "shortpath_cache_worker_events_total", "counter",
-		"the workers' cache events summed (hits, misses, fills, bytes served, ...)");
-	for (i = 0; i < n; i++)
-		evbuffer_add_printf(
-			b, "shortpath_cache_worker_events_total{event=\"%s\"} %" PRIu64 "\n",
-			names[i], vals[i]);
+	if (n > 0)
+		labelled(
+			b, "worker_events",
+			"the workers' cache events summed (hits, misses, fills, bytes served, ...)",
+			"event", names, vals, n);
 }
 
 /* ---- entries -------------------------------------------------------------------------------- */
