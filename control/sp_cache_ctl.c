@@ -321,14 +321,21 @@ sp_cache_ctl_find(struct sp_cache_ctl *cc, uint16_t slot, const char *name, size
 
 /* ---- eviction and insertion ----------------------------------------------------------------- */
 
-/* One turn of the CLOCK: remove the first entry without its ref bit (dead ones first come as
- * they come: counted invalidated). Returns 0, or -ENOENT (nothing live but keep). */
+#define CLOCK_CREDIT_MAX 3
+
+/*
+ * One turn of the CLOCK, counting (GCLOCK): an entry the hand meets earns a credit per hit
+ * since its last pass (at most CLOCK_CREDIT_MAX) and spends one per pass; the first entry met
+ * without credit is removed (dead ones as they come: counted invalidated). So an object hit
+ * often survives several passes without a hit, one hit once survives one. Returns 0, or
+ * -ENOENT (nothing live but keep).
+ */
 static int
 clock_evict(struct sp_cache_ctl *cc, const struct sp_cache_entry *keep)
 {
-	uint64_t steps;
+	uint64_t steps, hits, credit;
 
-	for (steps = 0; steps < 2ULL * cc->cap + 1; steps++) {
+	for (steps = 0; steps < (CLOCK_CREDIT_MAX + 2ULL) * cc->cap + 1; steps++) {
 		uint32_t pos = cc->hand;
 		struct sp_cache_entry *e = cc->at[pos];
 
@@ -339,8 +346,12 @@ clock_evict(struct sp_cache_ctl *cc, const struct sp_cache_entry *keep)
 			remove_at(cc, pos, CC_INVALIDATED);
 			return 0;
 		}
-		if (__atomic_load_n(&e->ref, __ATOMIC_RELAXED)) {
-			__atomic_store_n(&e->ref, 0, __ATOMIC_RELAXED);
+		hits = __atomic_load_n(&e->hits, __ATOMIC_RELAXED);
+		credit = RTE_MIN(e->clock_credit + (hits - e->clock_seen), CLOCK_CREDIT_MAX + 0ULL);
+		e->clock_seen = hits;
+		__atomic_store_n(&e->ref, 0, __ATOMIC_RELAXED);
+		if (credit > 0) {
+			e->clock_credit = (uint8_t)(credit - 1);
 			continue;
 		}
 		remove_at(cc, pos, CC_EVICTED);

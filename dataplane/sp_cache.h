@@ -103,7 +103,9 @@ struct sp_cache_entry {
 				   * that sets it (CAS 0 -> 1) punts SP_PUNT_CACHE_REVAL; the
 				   * control thread clears it when done */
 	uint16_t pad2;
-	uint64_t hits; /* approximate (relaxed adds by workers) */
+	uint64_t hits;	      /* approximate (relaxed adds by workers) */
+	uint64_t clock_seen;  /* control: hits when the CLOCK hand last passed */
+	uint8_t clock_credit; /* control: passes it survives without a hit (GCLOCK, <= 3) */
 	char data[];
 } __rte_cache_aligned;
 
